@@ -1,0 +1,159 @@
+"""A checkpoint is a folder (a "run")::
+
+    RUN/
+      config.json        task name + every config field: enough to rebuild the model
+      vocab.json         the vocabulary (tokens in id order)
+      model.safetensors  weights with the best validation loss: all that sampling and evaluation load (no pickle)
+      train_state.pt     the last step, for --resume only: weights, optimiser, schedule, RNG states, step,
+                         carried recurrent state; loaded with torch.load(weights_only=True)
+      metrics.jsonl      one JSON object per log step and per evaluation
+
+Every file is written to a temporary name in the same folder and moved into place with ``os.replace``,
+which is atomic: a process killed at any moment leaves the previous version of each file loadable.
+``train_state.pt`` is self-contained so that resuming never mixes files from two different steps.
+"""
+
+from dataclasses import asdict, dataclass
+import json
+import os
+from pickle import UnpicklingError  # what torch.load raises on a damaged file
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+import torch
+
+from . import __version__
+from .data.text import Vocab
+from .errors import CheckpointError, TrainingDiverged
+
+CONFIG = "config.json"
+VOCAB = "vocab.json"
+WEIGHTS = "model.safetensors"
+TRAIN_STATE = "train_state.pt"
+METRICS = "metrics.jsonl"
+
+
+def atomic_write(path: str, write) -> None:
+    """Call ``write(tmp_path)``, flush it to disk, then rename over ``path``."""
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    atomic_write(path, write)
+
+
+def save_run_files(run_dir: str, task: str, config, vocab: Vocab) -> None:
+    """Write ``config.json`` and ``vocab.json`` (creating the folder)."""
+    os.makedirs(run_dir, exist_ok=True)
+    payload = {"task": task, "rnnlab_version": __version__, "config": asdict(config)}
+    write_text(os.path.join(run_dir, CONFIG), json.dumps(payload, indent=2) + "\n")
+    write_text(os.path.join(run_dir, VOCAB), vocab.to_json() + "\n")
+
+
+def state_is_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.state_dict().values() if p.is_floating_point())
+
+
+def save_weights(run_dir: str, model: torch.nn.Module, step: int, metadata: dict | None = None) -> None:
+    """Save the model's weights (on CPU) as ``model.safetensors``; non-finite weights are refused."""
+    if not state_is_finite(model):
+        raise TrainingDiverged(
+            f"the weights became non-finite at step {step}; they were not saved and the previous checkpoint "
+            f"is kept. Lower lr, or set clip (global norm) to a smaller value, and resume or retrain."
+        )
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    meta = {"step": str(step), **{k: str(v) for k, v in (metadata or {}).items()}}
+    atomic_write(os.path.join(run_dir, WEIGHTS), lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def save_train_state(run_dir: str, state: dict) -> None:
+    atomic_write(os.path.join(run_dir, TRAIN_STATE), lambda tmp: torch.save(state, tmp))
+
+
+def load_train_state(run_dir: str) -> dict:
+    path = os.path.join(run_dir, TRAIN_STATE)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{run_dir} has no {TRAIN_STATE} to resume from; train without --resume")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, UnpicklingError) as e:
+        raise CheckpointError(
+            f"{path} is corrupted or truncated ({(str(e).splitlines() or [type(e).__name__])[0]}); restart with --force"
+        ) from None
+
+
+@dataclass
+class Run:
+    """A loaded run folder: its task module, config, vocabulary, and the model with the saved weights."""
+
+    path: str
+    task: object
+    config: object
+    vocab: Vocab
+    model: torch.nn.Module
+    metadata: dict
+
+
+def read_header(run_dir: str) -> dict:
+    """The parsed ``config.json`` of ``run_dir`` (task, version, config)."""
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.isdir(run_dir):
+        raise CheckpointError(f"run folder {run_dir} does not exist; train one with: rnnlab train charlm --out {run_dir}")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{run_dir} is not an rnnlab run folder (no {CONFIG})")
+    try:
+        with open(path, encoding="utf-8") as f:
+            header = json.load(f)
+        header["task"], header["config"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} is corrupted ({e}); retrain the run") from None
+    return header
+
+
+def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
+    """Rebuild the model of ``run_dir`` from its files; ``task``, if given, must match the run's."""
+    from .config import override
+    from .tasks import TASKS
+
+    header = read_header(run_dir)
+    if task is not None and header["task"] != task:
+        raise CheckpointError(f"{run_dir} holds a {header['task']} run, not a {task} one")
+    if header["task"] not in TASKS:
+        raise CheckpointError(f"{run_dir} holds a run of task {header['task']!r}, which this rnnlab does not know")
+    module = TASKS[header["task"]]
+    config = override(module.Config(), header["config"], os.path.join(run_dir, CONFIG))
+    try:
+        with open(os.path.join(run_dir, VOCAB), encoding="utf-8") as f:
+            vocab = Vocab.from_json(f.read())
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} has no {VOCAB}; the run folder is incomplete") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{os.path.join(run_dir, VOCAB)} is corrupted ({e}); retrain the run") from None
+    weights = os.path.join(run_dir, WEIGHTS)
+    if not os.path.exists(weights):
+        raise CheckpointError(f"{run_dir} has no {WEIGHTS} yet: training has not reached its first evaluation")
+    try:
+        state = load_file(weights, device="cpu")
+        with safe_open(weights, framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{weights} is corrupted or truncated ({e}); retrain or restore the run") from None
+    model = module.build_model(config, vocab)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{weights} does not match {CONFIG} ({str(e).splitlines()[0]})") from None
+    model.to(device).eval()
+    return Run(run_dir, module, config, vocab, model, metadata)

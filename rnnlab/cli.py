@@ -1,0 +1,205 @@
+"""The ``rnnlab`` command: train, sample, evaluate, plot.
+
+User errors (``rnnlab.errors.UserError``) become one line on stderr and exit status 2, with nothing
+written; seeds, devices and logging are set here and nowhere else.
+"""
+
+import argparse
+from contextlib import nullcontext
+import json
+import logging
+import os
+import shutil
+import sys
+
+import torch
+
+from . import __version__, checkpoint
+from .config import override, parse_set, resolve
+from .errors import UserError
+
+log = logging.getLogger("rnnlab")
+
+
+def _train(args) -> None:
+    from .tasks import TASKS
+    from .train import train
+
+    module = TASKS[args.task]
+    extra = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device), ("seed", args.seed)) if v is not None}
+    if args.data is not None:
+        extra["data"] = args.data if args.data.startswith("builtin:") else os.path.abspath(args.data)
+    header = _existing_run(args.out)
+    vocab = None
+    if args.resume:
+        if header is None:
+            raise UserError(f"--resume: {args.out} holds no run to resume; drop --resume to start one")
+        if header["task"] != args.task:
+            raise UserError(f"--resume: {args.out} holds a {header['task']} run, not a {args.task} one")
+        if args.preset or args.config:
+            raise UserError("--resume continues the run's own config; drop --preset/--config (use --set to change keys)")
+        config = override(module.Config(), header["config"], f"{args.out}/config.json")
+        config = override(config, {**parse_set(args.set), **extra}, "--set")
+        config.validate()
+        vocab = checkpoint.load_run(args.out, args.task).vocab
+        checkpoint.load_train_state(args.out)  # fail now, before anything is written, if it is damaged
+    else:
+        if header is not None and not args.force:
+            raise UserError(f"--out {args.out} already holds a {header['task']} run; pass --resume to continue it "
+                            f"or --force to replace it, or choose another --out")
+        config = resolve(module.PRESETS, args.preset or module.DEFAULT_PRESET, args.config, args.set, extra)
+    torch.manual_seed(config.seed)
+    task = module.Task(config, vocab)
+    if vocab is not None and task.vocab.tokens != vocab.tokens:
+        raise UserError(f"--resume: the data {config.data} gives a different vocabulary from the run's; "
+                        f"resume with the text the run was trained on (--data)")
+    model = module.build_model(config, task.vocab)
+    if not args.resume:
+        _clear_run(args.out)
+    checkpoint.save_run_files(args.out, args.task, config, task.vocab)
+    params = sum(p.numel() for p in model.parameters())
+    log.info("%s: %s parameters, preset %s, run folder %s", args.task, f"{params:,}",
+             args.preset or ("(resumed)" if args.resume else module.DEFAULT_PRESET), args.out)
+    with _tqdm_logging():
+        summary = train(model, task, config, args.out, resume=args.resume)
+    log.info("done: %d steps in %.1f s, best validation loss %.4f, %d non-finite steps skipped; "
+             "sample with: rnnlab sample %s", summary["steps"], summary["seconds"], summary["best_valid_loss"],
+             summary["skipped_steps"], args.out)
+
+
+def _existing_run(out: str):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} is a file; give a folder for the run")
+    if os.path.isdir(out) and os.path.exists(os.path.join(out, checkpoint.CONFIG)):
+        return checkpoint.read_header(out)
+    return None
+
+
+def _clear_run(out: str) -> None:
+    """Remove the files of a previous run (only reached with --force or for a new folder)."""
+    for name in (checkpoint.WEIGHTS, checkpoint.TRAIN_STATE, checkpoint.METRICS):
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def _tqdm_logging():
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm() if sys.stderr.isatty() else nullcontext()
+
+
+def _sample(args) -> None:
+    from .sampling import check_options, generate
+
+    check_options(args.temperature, args.top_k, args.top_p)
+    if args.length < 0 or args.num_samples < 1:
+        raise UserError("--length must be >= 0 and --num-samples >= 1")
+    run = checkpoint.load_run(args.run, device=_device(args.device))
+    if not hasattr(run.task, "default_prime"):
+        raise UserError(f"{args.run} holds a {run.task.NAME} run, which has no text sampling")
+    prime = run.task.default_prime(run.vocab) if args.prime is None else run.vocab.encode(list(args.prime), "the prime")
+    if args.prime == "":
+        raise UserError("--prime is empty; give at least one character, or leave --prime out")
+    device = next(run.model.parameters()).device
+    generator = torch.Generator(device)
+    generator.manual_seed(args.seed if args.seed is not None else torch.seed())
+    out = sys.stdout
+    for i in range(args.num_samples):
+        if i:
+            out.write("\n" + "-" * 40 + "\n")
+        out.write(run.vocab.decode(prime.tolist()))
+        for n, token in enumerate(generate(run.model, prime, args.length, args.temperature, args.top_k,
+                                           args.top_p, generator), 1):
+            out.write(run.vocab.decode([token]))
+            if n % 64 == 0:
+                out.flush()
+        out.write("\n")
+        out.flush()
+
+
+def _evaluate(args) -> None:
+    run = checkpoint.load_run(args.run, device=_device(args.device))
+    result = run.task.evaluate_run(run, args.data)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['data']}: {result['loss']:.4f} nats/char, {result['bits_per_char']:.4f} bits/char "
+              f"over {result['tokens']:,} characters")
+
+
+def _plot(args) -> None:
+    from .draw import plot_curves
+
+    plot_curves(args.run, args.output)
+    print(f"wrote {args.output}")
+
+
+def _device(name: str) -> str:
+    from .train import resolve_device
+
+    return str(resolve_device(name))
+
+
+def parser() -> argparse.ArgumentParser:
+    from .tasks import TASKS
+
+    p = argparse.ArgumentParser(prog="rnnlab", description="Train, evaluate and sample recurrent sequence models.")
+    p.add_argument("--version", action="version", version=f"rnnlab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model into a run folder")
+    t.add_argument("task", choices=sorted(TASKS))
+    t.add_argument("--data", help="training text (UTF-8); default: the built-in tiny Shakespeare")
+    t.add_argument("--preset", help="named configuration (default: the task's default preset)")
+    t.add_argument("--config", help="TOML file of config keys, applied over the preset")
+    t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
+    t.add_argument("--out", required=True, help="run folder to write")
+    t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in all")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--force", action="store_true", help="replace the run in --out")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int)
+    t.set_defaults(run_command=_train)
+
+    s = sub.add_parser("sample", help="generate text from a trained run")
+    s.add_argument("run", metavar="RUN_DIR")
+    s.add_argument("--prime", help="text to start from (default: a newline)")
+    s.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    s.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1)")
+    s.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest (0 = all)")
+    s.add_argument("--top-p", type=float, default=1.0, help="sample within probability mass p (1 = all)")
+    s.add_argument("--seed", type=int, help="same seed, same text (default: random)")
+    s.add_argument("--num-samples", type=int, default=1)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    s.set_defaults(run_command=_sample)
+
+    e = sub.add_parser("evaluate", help="score a trained run on its validation split or on --data")
+    e.add_argument("run", metavar="RUN_DIR")
+    e.add_argument("--data", help="a text to score instead of the run's validation split")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    e.set_defaults(run_command=_evaluate)
+
+    pl = sub.add_parser("plot", help="plot the loss curves of a run")
+    pl.add_argument("run", metavar="RUN_DIR")
+    pl.add_argument("-o", "--output", default="curves.png", help="image to write (.png, .svg, .pdf)")
+    pl.set_defaults(run_command=_plot)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        args.run_command(args)
+    except UserError as e:
+        print(f"rnnlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted; a training run continues from its last checkpoint with --resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # `rnnlab sample ... | head` is not an error
+        return 0
+    return 0

@@ -1,0 +1,135 @@
+"""Configuration: one flat, typed dataclass per task, built from a preset and overridden by a TOML file and
+``--set key=value`` flags, in that order. Unknown keys are an error that lists the valid ones.
+
+``TrainConfig`` holds what the training loop reads; each task's ``Config`` subclasses it and adds its
+data and model fields, so every key has the same name in every task (``batch_size``, ``lr``, ``clip``...).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 1337                # one seed for init, dropout and data order: a CPU run is reproducible
+    batch_size: int = 32            # sequences per step
+    epochs: int = 10                # passes over the training data
+    max_steps: int = 0              # stop after this many optimiser steps; 0 = epochs x steps per epoch
+    optimizer: str = "adam"         # one of OPTIMIZERS
+    lr: float = 2e-3                # peak learning rate
+    momentum: float = 0.0           # SGD and RMSprop momentum
+    alpha: float = 0.99             # RMSprop smoothing constant (torch's default)
+    eps: float = 1e-8               # denominator guard of Adam, AdamW, RMSprop, Adagrad
+    centered: bool = False          # centred RMSprop, as Graves 2013 uses
+    weight_decay: float = 0.0       # L2 (decoupled for AdamW)
+    clip: float = 5.0               # max global gradient norm; 0 = no norm clipping
+    clip_value: float = 0.0         # clip every gradient element to [-v, v] (min-char-rnn); 0 = off
+    lr_schedule: str = "constant"   # one of SCHEDULES
+    lr_decay: float = 0.5           # step: lr multiplier per epoch after decay_after; plateau: multiplier per plateau
+    decay_after: int = 4            # step: epochs at the full lr (Zaremba's max_epoch)
+    min_lr: float = 0.0             # floor of the cosine schedule
+    plateau_patience: int = 0       # plateau: evaluations without improvement before the lr drops
+    eval_interval: int = 0          # steps between validations and checkpoints; 0 = once per epoch
+    log_interval: int = 50          # steps between training-loss lines in metrics.jsonl
+    patience: int = 0               # early stopping: evaluations without improvement; 0 = never stop early
+    max_skips: int = 10             # consecutive non-finite steps tolerated before training stops
+    device: str = "auto"            # auto (cuda when available), cpu or cuda
+
+    def validate(self) -> None:
+        """Check values a typo could make wrong; raise UserError naming the key and the valid choices."""
+        choose(self.optimizer, OPTIMIZERS, "optimizer")
+        choose(self.lr_schedule, SCHEDULES, "lr_schedule")
+        choose(self.device, ("auto", "cpu", "cuda"), "device")
+        for key in ("batch_size", "epochs"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("lr", "clip", "clip_value", "max_steps", "eval_interval", "patience", "max_skips"):
+            if getattr(self, key) < 0:
+                raise UserError(f"{key} must not be negative, got {getattr(self, key)}")
+
+
+def choose(value: str, choices, key: str) -> None:
+    if value not in choices:
+        raise UserError(f"{key} = {value!r} is not one of: {', '.join(choices)}")
+
+
+def _coerce(value, field: dataclasses.Field, key: str):
+    """Convert a TOML value or a ``--set`` string to the field's declared type."""
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except ValueError:
+        raise UserError(f"{key} must be {kind}, got {value!r}") from None
+
+
+def override(config, values: dict, source: str):
+    """Return a copy of ``config`` with ``values`` applied; ``source`` names where they came from in errors."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UserError(
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {source}; "
+            f"valid keys: {', '.join(sorted(fields))}"
+        )
+    return dataclasses.replace(config, **{k: _coerce(v, fields[k], k) for k, v in values.items()})
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["lr=0.1", "cell=gru"]`` -> ``{"lr": "0.1", "cell": "gru"}`` (typed later by ``override``)."""
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got {item!r} (for example --set lr=0.001)")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def load_toml(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"config file {path} is not valid TOML: {e}") from None
+
+
+def resolve(presets: dict, preset: str, toml_path: str | None = None, sets: list[str] = (), extra: dict | None = None):
+    """Preset -> TOML file -> ``--set`` -> explicit CLI flags (``extra``); validated."""
+    if preset not in presets:
+        raise UserError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}")
+    config = presets[preset]
+    if toml_path:
+        config = override(config, load_toml(toml_path), toml_path)
+    config = override(config, parse_set(list(sets)), "--set")
+    if extra:
+        config = override(config, extra, "the command line")
+    config.validate()
+    return config

@@ -1,0 +1,1 @@
+"""Data: vocabularies, text streams for truncated BPTT, and the built-in tiny Shakespeare."""

@@ -1,0 +1,131 @@
+"""Text data: reading files with clear errors, vocabularies, and the stream layout of truncated BPTT.
+
+Truncated BPTT batches (the layout of char-rnn, the TF PTB tutorial and pytorch/examples)::
+
+    text (N tokens):  a b c d e f g h i j k l m n o p q r s t u v w x
+    batch_size B = 4 cuts it into 4 contiguous rows of N // B tokens (the tail is dropped):
+
+        row 0: a b c d e f      window 0 (seq_len T = 2): inputs  a b | c d    targets b c | d e
+        row 1: g h i j k l                                         g h | i j            h i | j k
+        row 2: m n o p q r      window 1:                          c d ...              d e ...
+        row 3: s t u v w x
+
+    Window k reads columns [kT, kT + T) and predicts columns [kT + 1, kT + T + 1). Row r of window
+    k + 1 continues exactly where row r of window k stopped, so the recurrent state left by window k
+    is the right context for window k + 1: the training loop carries it over, detached, so the
+    gradient stops at the window edge (that is the "truncated" in truncated BPTT).
+"""
+
+from dataclasses import dataclass
+from importlib import resources
+import json
+import math
+import os
+
+import torch
+
+from ..errors import UserError
+
+BUILTIN_TEXTS = {"tinyshakespeare": "tinyshakespeare.txt"}
+BUILTIN_PREFIX = "builtin:"
+
+
+def read_text(path: str) -> str:
+    """Read a UTF-8 text file; a missing, empty, binary or non-UTF-8 file is a UserError."""
+    if path.startswith(BUILTIN_PREFIX):
+        name = path[len(BUILTIN_PREFIX):]
+        if name not in BUILTIN_TEXTS:
+            raise UserError(f"unknown built-in text {name!r}; built-in texts: {', '.join(BUILTIN_TEXTS)}")
+        return resources.files(__package__).joinpath(BUILTIN_TEXTS[name]).read_text(encoding="utf-8")
+    if not os.path.exists(path):
+        raise UserError(f"data file {path} does not exist; give the path of a UTF-8 text file")
+    if os.path.isdir(path):
+        raise UserError(f"data path {path} is a directory; give the path of a UTF-8 text file")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not raw.strip():
+        raise UserError(f"data file {path} is empty; give a text file with some content")
+    if b"\x00" in raw:
+        raise UserError(f"data file {path} looks binary (it holds NUL bytes at offset {raw.index(0)}); give a UTF-8 text file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"data file {path} is not UTF-8 (bad byte 0x{raw[e.start]:02x} at offset {e.start}); "
+            f"convert it first, for example: iconv -f latin1 -t utf-8 {path} > out.txt"
+        ) from None
+
+
+@dataclass
+class Vocab:
+    """Tokens <-> integer ids. ``kind`` is ``char`` (tokens are characters, joined with "")."""
+
+    tokens: list
+    kind: str = "char"
+
+    def __post_init__(self):
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocab":
+        return cls(sorted(set(text)), "char")
+
+    def unknown(self, tokens) -> list:
+        """The distinct tokens of ``tokens`` missing from this vocabulary, in order of first appearance."""
+        return list(dict.fromkeys(t for t in tokens if t not in self.index))
+
+    def encode(self, tokens, what: str = "text") -> torch.Tensor:
+        missing = self.unknown(tokens)
+        if missing:
+            shown = ", ".join(repr(t) for t in missing[:20]) + (" ..." if len(missing) > 20 else "")
+            raise UserError(
+                f"{what} has {len(missing)} {'character' if self.kind == 'char' else 'token'}"
+                f"{'s' if len(missing) > 1 else ''} the model's vocabulary lacks: {shown}; remove or replace them"
+            )
+        return torch.tensor([self.index[t] for t in tokens], dtype=torch.long)
+
+    def decode(self, ids) -> str:
+        sep = "" if self.kind == "char" else " "
+        return sep.join(self.tokens[int(i)] for i in ids)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "tokens": self.tokens}, ensure_ascii=False, indent=0)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Vocab":
+        data = json.loads(text)
+        return cls(list(data["tokens"]), data["kind"])
+
+
+class TokenStream:
+    """``ids`` (1-D) laid out as ``batch_size`` contiguous rows for truncated BPTT (see the module docstring)."""
+
+    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int):
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.row_len = ids.numel() // batch_size
+        self.rows = ids[: batch_size * self.row_len].view(batch_size, self.row_len)
+
+    @property
+    def tokens(self) -> int:
+        """Predicted tokens over all windows: every column of a row but the first."""
+        return self.batch_size * max(self.row_len - 1, 0)
+
+    @property
+    def full_windows(self) -> int:
+        """Windows of exactly ``seq_len`` steps: what training iterates over."""
+        return max(self.row_len - 1, 0) // self.seq_len
+
+    @property
+    def windows(self) -> int:
+        """All windows, the last one possibly shorter: what evaluation iterates over."""
+        return math.ceil(max(self.row_len - 1, 0) / self.seq_len)
+
+    def window(self, k: int):
+        """Inputs and targets of window ``k``, each ``(batch_size, <= seq_len)``."""
+        start = k * self.seq_len
+        stop = min(start + self.seq_len, self.row_len - 1)
+        return self.rows[:, start:stop], self.rows[:, start + 1 : stop + 1]

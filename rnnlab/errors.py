@@ -1,0 +1,20 @@
+"""Errors a user can fix. The CLI prints them as one line and exits with status 2.
+
+Anything else that escapes is a bug in rnnlab and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """Bad input from the user: the message says what is wrong and how to fix it."""
+
+
+class ShapeError(UserError, ValueError):
+    """A tensor of the wrong shape crossed a public boundary."""
+
+
+class CheckpointError(UserError):
+    """A run folder that is missing, corrupted, truncated, or of another task."""
+
+
+class TrainingDiverged(UserError):
+    """Too many consecutive steps had a non-finite loss or gradient."""

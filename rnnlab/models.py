@@ -1,0 +1,78 @@
+"""Models. Every model has one interface, ``model(inputs, state) -> (outputs, state)``, so the training
+loop never branches on model type.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .recurrent import Recurrent
+from .shapes import check_sequence
+
+INIT_SCHEMES = ("default", "uniform", "normal")
+
+
+def initialise(module: nn.Module, scheme: str, scale: float) -> None:
+    """Re-initialise every parameter of ``module``.
+
+    ``default`` keeps torch's init; ``uniform`` draws every weight and bias from U(-scale, scale)
+    (Zaremba et al. 2014, the TF PTB tutorial's ``init_scale``); ``normal`` draws weight matrices from
+    N(0, scale^2) and zeroes biases (min-char-rnn: ``randn * 0.01``).
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}; got {scheme!r}")
+    if scheme == "default":
+        return
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if scheme == "uniform":
+                p.uniform_(-scale, scale)
+            elif p.dim() >= 2:
+                p.normal_(0.0, scale)
+            else:
+                p.zero_()
+
+
+class RNNLanguageModel(nn.Module):
+    """Token ids ``(B, T)`` -> next-token logits ``(B, T, vocab_size)``.
+
+    embedding (or one-hot when ``embedding_size == 0``, as in min-char-rnn and char-rnn) -> dropout ->
+    recurrent stack (dropout between layers) -> dropout -> linear decoder. The dropout placement is
+    Zaremba et al.'s: on the embedding output, between layers and before the softmax.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        embedding_size: int = 0,
+        dropout: float = 0.0,
+        forget_bias: float = 1.0,
+        init: str = "default",
+        init_scale: float = 0.1,
+    ):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embedding_size) if embedding_size else None
+        self.drop = nn.Dropout(dropout)
+        self.rnn = Recurrent(cell, embedding_size or vocab_size, hidden_size, num_layers,
+                             dropout=dropout, forget_bias=forget_bias)
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+        initialise(self, init, init_scale)
+        self.rnn.reset_forget_bias()
+
+    def init_state(self, batch_size: int, device=None):
+        return self.rnn.init_state(batch_size, device=device)
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        check_sequence(tokens, "tokens", None)
+        if tokens.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"tokens must be integer ids (torch.long), got {tokens.dtype}")
+        if self.embedding is None:
+            x = F.one_hot(tokens.long(), self.vocab_size).to(self.decoder.weight.dtype)
+        else:
+            x = self.embedding(tokens)
+        out, state = self.rnn(self.drop(x), state)
+        return self.decoder(self.drop(out)), state

@@ -1,0 +1,98 @@
+"""A stack of recurrent layers with one interface: ``layer(x, state) -> (outputs, state)``, batch-first.
+
+Plain stacks run on ``torch.nn.RNN/LSTM/GRU`` (cuDNN on GPU, oneDNN on CPU): one fused call for the
+whole sequence. Only a stack that needs something those kernels lack (LSTM peepholes), or one asked for
+with ``impl="cells"``, unrolls the hand-written cells of ``cells.py`` layer by layer.
+
+Shapes: ``x`` is ``(B, T, input_size)``, outputs ``(B, T, hidden_size)``. The state keeps torch's layout,
+``(num_layers, B, hidden_size)``, and is ``(h, c)`` for the LSTM.
+"""
+
+import torch
+from torch import nn
+
+from .cells import GRUCell, LSTMCell, RNNCell, unroll
+from .shapes import check_sequence
+
+CELL_TYPES = ("rnn", "rnn_relu", "lstm", "gru")
+
+
+class Recurrent(nn.Module):
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        forget_bias: float = 0.0,
+        peepholes: bool = False,
+        impl: str = "auto",
+    ):
+        super().__init__()
+        if cell not in CELL_TYPES:
+            raise ValueError(f"cell must be one of {', '.join(CELL_TYPES)}; got {cell!r}")
+        if peepholes and cell != "lstm":
+            raise ValueError("peepholes exist only for cell='lstm'")
+        if impl not in ("auto", "torch", "cells"):
+            raise ValueError(f"impl must be 'auto', 'torch' or 'cells'; got {impl!r}")
+        self.cell_type = cell
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.forget_bias = forget_bias
+        self.fused = impl == "torch" or (impl == "auto" and not peepholes)
+        if self.fused and peepholes:
+            raise ValueError("torch's fused LSTM has no peepholes: use impl='cells' or 'auto'")
+        if self.fused:
+            kind = {"rnn": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+            extra = {"nonlinearity": "relu"} if cell == "rnn_relu" else {}
+            self.rnn = kind(input_size, hidden_size, num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0, **extra)
+        else:
+            def make(i):
+                size_in = input_size if i == 0 else hidden_size
+                if cell == "lstm":
+                    return LSTMCell(size_in, hidden_size, peepholes=peepholes, forget_bias=forget_bias)
+                if cell == "gru":
+                    return GRUCell(size_in, hidden_size)
+                return RNNCell(size_in, hidden_size, "relu" if cell == "rnn_relu" else "tanh")
+
+            self.cells = nn.ModuleList(make(i) for i in range(num_layers))
+            self.dropout = nn.Dropout(dropout)
+        self.reset_forget_bias()
+
+    def reset_forget_bias(self) -> None:
+        """Set the LSTM forget-gate bias to ``forget_bias`` (input-side bias; the hidden-side one to 0)."""
+        if self.cell_type != "lstm" or not self.fused:
+            return  # LSTMCell applies it in its own reset_parameters
+        h = self.hidden_size
+        with torch.no_grad():
+            for k in range(self.num_layers):
+                getattr(self.rnn, f"bias_ih_l{k}")[h : 2 * h].fill_(self.forget_bias)
+                getattr(self.rnn, f"bias_hh_l{k}")[h : 2 * h].zero_()
+
+    def init_state(self, batch_size: int, device=None, dtype=None):
+        zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=dtype)
+        return (zeros, zeros.clone()) if self.cell_type == "lstm" else zeros
+
+    def forward(self, x: torch.Tensor, state=None):
+        """``x``: ``(B, T, input_size)``; ``state``: None or as from ``init_state``. Returns ``(B, T, H)`` and the state."""
+        batch = None
+        if state is not None:
+            batch = (state[0] if isinstance(state, tuple) else state).size(1)
+        check_sequence(x, "recurrent input", self.input_size, batch)
+        if self.fused:
+            return self.rnn(x, state)
+        if state is None:
+            state = self.init_state(x.size(0), device=x.device, dtype=x.dtype)
+        finals = []
+        for k, cell in enumerate(self.cells):
+            if k > 0:
+                x = self.dropout(x)
+            layer_state = (state[0][k], state[1][k]) if self.cell_type == "lstm" else state[k]
+            x, layer_state = unroll(cell, x, layer_state)
+            finals.append(layer_state)
+        if self.cell_type == "lstm":
+            return x, (torch.stack([s[0] for s in finals]), torch.stack([s[1] for s in finals]))
+        return x, torch.stack(finals)

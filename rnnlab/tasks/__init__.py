@@ -1,0 +1,5 @@
+"""Tasks: the glue between data, a model, its loss, its metrics and its sampling. A plain dict, no registry magic."""
+
+from . import charlm
+
+TASKS = {"charlm": charlm}

@@ -1,0 +1,205 @@
+"""The training loop. It knows nothing about tasks: a task supplies batches, a loss and an evaluation.
+
+A task object provides::
+
+    task.steps_per_epoch                  optimiser steps in one pass over the training data
+    task.train_batch(step) -> (batch, reset)
+                                          the batch of global step ``step`` (a pure function of the step, so
+                                          the step is the whole data position) and whether the carried
+                                          recurrent state must start afresh (a new epoch)
+    task.loss(model, batch, state) -> (loss, state, tokens)
+                                          scalar loss to minimise, the state to carry, tokens it covered
+    task.evaluate(model) -> dict          validation metrics, at least "loss"
+    task.preview(model) -> str | None     optional: something to show at each evaluation (a sample)
+
+Truncated BPTT is the loop's business, not the task's: the state a batch ends with is detached (the
+gradient stops there) and handed to the next batch, until ``reset`` says a new epoch begins. See
+``data/text.py`` for why that state is the right context for the next batch.
+"""
+
+from dataclasses import asdict
+import json
+import logging
+import math
+import os
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .config import TrainConfig
+from .errors import TrainingDiverged
+from .optim import Schedule, build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from .errors import UserError
+
+        raise UserError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(name)
+
+
+def detach(state):
+    """Cut the graph behind a recurrent state (a tensor, a tuple of them, or None)."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(detach(s) for s in state)
+
+
+def to_device(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _finite(state) -> bool:
+    if state is None:
+        return True
+    if isinstance(state, torch.Tensor):
+        return bool(torch.isfinite(state).all())
+    return all(_finite(s) for s in state)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``metrics.jsonl``."""
+
+    def __init__(self, run_dir: str):
+        self.path = os.path.join(run_dir, checkpoint.METRICS)
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resume: bool = False) -> dict:
+    """Train ``model`` on ``task`` into ``run_dir``; return a summary (steps, losses, skipped steps, time)."""
+    device = resolve_device(config.device)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(params, config)
+    total = config.max_steps or config.epochs * task.steps_per_epoch
+    schedule = Schedule(config, task.steps_per_epoch, total)
+    eval_interval = config.eval_interval or task.steps_per_epoch
+    metrics = MetricsLog(run_dir)
+
+    step, carry, skipped, consecutive, bad_evals = 0, None, 0, 0, 0
+    if resume:
+        saved = checkpoint.load_train_state(run_dir)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        _set_rng_state(saved["rng"])
+        step, skipped, bad_evals = saved["step"], saved["skipped"], saved["bad_evals"]
+        carry = to_device(saved["carry"], device)
+        log.info("resumed from step %d of %d", step, total)
+
+    def save_state():
+        checkpoint.save_train_state(run_dir, {
+            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "rng": _rng_state(), "carry": to_device(carry, "cpu"),
+            "skipped": skipped, "bad_evals": bad_evals, "config": asdict(config),
+        })
+
+    bar = tqdm(total=total, initial=step, disable=None, unit="step", dynamic_ncols=True)
+    window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+    last_valid, stopped_early, start = None, False, time.perf_counter()
+    try:
+        while step < total:
+            batch, reset = task.train_batch(step)
+            if reset:
+                carry = None
+            lr = schedule.lr(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            model.train()
+            loss, new_carry, tokens = task.loss(model, to_device(batch, device), carry)
+            optimizer.zero_grad(set_to_none=True)
+            ok = bool(torch.isfinite(loss))
+            if ok:
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, config.clip or math.inf)
+                ok = bool(torch.isfinite(norm))
+            if ok:
+                if config.clip_value:
+                    torch.nn.utils.clip_grad_value_(params, config.clip_value)
+                optimizer.step()
+                consecutive = 0
+                carry = detach(new_carry) if _finite(new_carry) else None
+                window_loss += loss.item()
+                window_steps += 1
+            else:
+                skipped += 1
+                consecutive += 1
+                carry = None  # the state that produced a non-finite loss is not worth carrying
+                log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step, consecutive)
+                if consecutive >= config.max_skips:
+                    raise TrainingDiverged(
+                        f"{consecutive} consecutive steps had a non-finite loss or gradient (step {step}); "
+                        f"the last good checkpoint in {run_dir} is kept. Lower lr or clip, then --resume or retrain."
+                    )
+            window_tokens += tokens
+            step += 1
+            bar.update(1)
+
+            if step % config.log_interval == 0 or step == total:
+                elapsed = time.perf_counter() - window_start
+                record = {"step": step, "epoch": round(step / task.steps_per_epoch, 4), "split": "train",
+                          "loss": window_loss / max(window_steps, 1), "lr": lr,
+                          "tokens_per_s": window_tokens / max(elapsed, 1e-9), "skipped": skipped}
+                metrics.write(record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}")
+                window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+
+            if step % eval_interval == 0 or step == total:
+                result = task.evaluate(model)
+                last_valid = result["loss"]
+                improved = last_valid < schedule.best
+                schedule.observe(last_valid)
+                bad_evals = 0 if improved else bad_evals + 1
+                metrics.write({"step": step, "epoch": round(step / task.steps_per_epoch, 4), "split": "valid",
+                               **result, "best": improved})
+                if improved:
+                    checkpoint.save_weights(run_dir, model, step, {"valid_loss": last_valid})
+                elif not checkpoint.state_is_finite(model):
+                    checkpoint.save_weights(run_dir, model, step)  # raises: non-finite weights are never saved
+                save_state()
+                shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items())
+                log.info("step %d/%d  valid: %s%s", step, total, shown, "  (best, saved)" if improved else "")
+                preview = getattr(task, "preview", None)
+                if preview is not None:
+                    text = preview(model)
+                    if text:
+                        log.info("sample at step %d:\n%s", step, text)
+                if config.patience and bad_evals >= config.patience:
+                    log.info("early stopping: %d evaluations without improvement", bad_evals)
+                    stopped_early = True
+                    break
+    finally:
+        bar.close()
+    return {"steps": step, "total_steps": total, "best_valid_loss": schedule.best, "last_valid_loss": last_valid,
+            "skipped_steps": skipped, "stopped_early": stopped_early, "seconds": time.perf_counter() - start}
