@@ -5,6 +5,7 @@ same seed gives the same text and sampling never disturbs the global RNG (that t
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -39,14 +40,31 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, t
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-@torch.inference_mode()
+@contextmanager
+def _without_onednn():
+    """oneDNN's CPU LSTM builds a new primitive on every call: fine for a whole sequence, but at one step per
+    call it is about 100x slower than ATen's own kernel (measured in benchmarks/results.md). Sampling
+    turns it off for its own duration only."""
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
+
+
 def generate(model: torch.nn.Module, prime: torch.Tensor, length: int, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None) -> Iterator[int]:
     """Feed ``prime`` (1-D ids, at least one), then yield ``length`` sampled ids one at a time."""
     if prime.numel() == 0:
         raise UserError("the prime is empty: give at least one token to start from")
-    device = next(model.parameters()).device
     model.eval()
+    with torch.inference_mode(), _without_onednn():
+        yield from _generate(model, prime, length, temperature, top_k, top_p, generator)
+
+
+def _generate(model, prime, length, temperature, top_k, top_p, generator):
+    device = next(model.parameters()).device
     logits, state = model(prime.view(1, -1).to(device), None)
     logits = logits[:, -1]
     token = torch.empty(1, 1, dtype=torch.long, device=device)

@@ -96,6 +96,30 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
 
 
+def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig):
+    """One optimiser step on ``batch`` (already on the model's device), clipping as configured.
+
+    Returns ``(loss, carry, tokens)``: the loss as a float, or None when the loss or the gradient norm was
+    non-finite and the step was skipped (no update; the carried state is dropped too, since the state
+    that led there is not worth keeping); ``carry`` detached for the next batch.
+    """
+    model.train()
+    loss, new_carry, tokens = task.loss(model, batch, carry)
+    optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return None, None, tokens
+    loss.backward()
+    # The norm is measured before any clipping, so an inf gradient is seen, not clipped to a finite value.
+    norm = torch.nn.utils.clip_grad_norm_(params, config.clip or math.inf)
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        return None, None, tokens
+    if config.clip_value:
+        torch.nn.utils.clip_grad_value_(params, config.clip_value)
+    optimizer.step()
+    return loss.item(), (detach(new_carry) if _finite(new_carry) else None), tokens
+
+
 def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resume: bool = False) -> dict:
     """Train ``model`` on ``task`` into ``run_dir``; return a summary (steps, losses, skipped steps, time)."""
     device = resolve_device(config.device)
@@ -136,26 +160,14 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
             lr = schedule.lr(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            model.train()
-            loss, new_carry, tokens = task.loss(model, to_device(batch, device), carry)
-            optimizer.zero_grad(set_to_none=True)
-            ok = bool(torch.isfinite(loss))
-            if ok:
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(params, config.clip or math.inf)
-                ok = bool(torch.isfinite(norm))
-            if ok:
-                if config.clip_value:
-                    torch.nn.utils.clip_grad_value_(params, config.clip_value)
-                optimizer.step()
+            loss, carry, tokens = train_step(model, task, to_device(batch, device), carry, optimizer, params, config)
+            if loss is not None:
                 consecutive = 0
-                carry = detach(new_carry) if _finite(new_carry) else None
-                window_loss += loss.item()
+                window_loss += loss
                 window_steps += 1
             else:
                 skipped += 1
                 consecutive += 1
-                carry = None  # the state that produced a non-finite loss is not worth carrying
                 log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step, consecutive)
                 if consecutive >= config.max_skips:
                     raise TrainingDiverged(
