@@ -80,8 +80,8 @@ class GRUCell(_Cell):
 class LSTMCell(_Cell):
     """Long short-term memory cell; with ``peepholes=True`` the gates also see the cell state (Graves 2013, eqs. 7-11).
 
-    ``forget_bias`` is added to the forget gate's input bias at init (Gers et al. 2000; 1.0 is the usual
-    choice for char models, Zaremba et al. use 0).
+    At init the forget gate's input-side bias is set to ``forget_bias`` and its hidden-side bias to 0
+    (Gers et al. 2000; char-rnn uses 1, Zaremba et al. 0). Peephole weights start at 0.
     """
 
     gates = 4
@@ -98,11 +98,13 @@ class LSTMCell(_Cell):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        if self.forget_bias:
-            with torch.no_grad():
-                h = self.hidden_size
-                self.bias_ih[h : 2 * h].fill_(self.forget_bias)
-                self.bias_hh[h : 2 * h].zero_()
+        with torch.no_grad():
+            h = self.hidden_size
+            self.bias_ih[h : 2 * h].fill_(self.forget_bias)
+            self.bias_hh[h : 2 * h].zero_()
+            for name in ("weight_ci", "weight_cf", "weight_co"):
+                if hasattr(self, name):  # absent during the first call, from _Cell.__init__
+                    getattr(self, name).zero_()
 
     def init_state(self, batch_size: int, device=None, dtype=None):
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)

@@ -67,7 +67,8 @@ class RNNLanguageModel(nn.Module):
         return self.rnn.init_state(batch_size, device=device)
 
     def forward(self, tokens: torch.Tensor, state=None):
-        check_sequence(tokens, "tokens", None)
+        batch = None if state is None else (state[0] if isinstance(state, tuple) else state).size(1)
+        check_sequence(tokens, "tokens", None, batch)
         if tokens.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"tokens must be integer ids (torch.long), got {tokens.dtype}")
         if self.embedding is None:

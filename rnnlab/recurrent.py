@@ -63,14 +63,22 @@ class Recurrent(nn.Module):
         self.reset_forget_bias()
 
     def reset_forget_bias(self) -> None:
-        """Set the LSTM forget-gate bias to ``forget_bias`` (input-side bias; the hidden-side one to 0)."""
-        if self.cell_type != "lstm" or not self.fused:
-            return  # LSTMCell applies it in its own reset_parameters
+        """Set every LSTM layer's forget-gate bias to ``forget_bias`` (input side; the hidden side to 0).
+
+        Idempotent, so a model can call it again after re-initialising its weights.
+        """
+        if self.cell_type != "lstm":
+            return
+        if self.fused:
+            biases = [(getattr(self.rnn, f"bias_ih_l{k}"), getattr(self.rnn, f"bias_hh_l{k}"))
+                      for k in range(self.num_layers)]
+        else:
+            biases = [(cell.bias_ih, cell.bias_hh) for cell in self.cells]
         h = self.hidden_size
         with torch.no_grad():
-            for k in range(self.num_layers):
-                getattr(self.rnn, f"bias_ih_l{k}")[h : 2 * h].fill_(self.forget_bias)
-                getattr(self.rnn, f"bias_hh_l{k}")[h : 2 * h].zero_()
+            for bias_ih, bias_hh in biases:
+                bias_ih[h : 2 * h].fill_(self.forget_bias)
+                bias_hh[h : 2 * h].zero_()
 
     def init_state(self, batch_size: int, device=None, dtype=None):
         zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=dtype)

@@ -150,3 +150,15 @@ def test_prime_with_unknown_characters_lists_them(trained, capsys):
     fails(capsys, ["sample", trained, "--prime", "the Zebra\u00e9"], "the prime", "'Z'", "'\u00e9'")
     fails(capsys, ["sample", trained, "--temperature", "-1"], "--temperature")
     fails(capsys, ["sample", trained, "--top-p", "0"], "--top-p")
+
+
+def test_a_run_configured_for_cuda_samples_and_evaluates_on_cpu(trained, capsys):
+    # A run trained on a GPU stores device "cuda" in its config; its weights are saved on the CPU, and
+    # sampling and evaluation run wherever --device says (CPU by default).
+    path = os.path.join(trained, "config.json")
+    header = json.load(open(path))
+    header["config"]["device"] = "cuda"
+    with open(path, "w") as f:
+        json.dump(header, f)
+    assert main(["sample", trained, "--length", "5", "--seed", "0"]) == 0
+    assert main(["evaluate", trained, "--json"]) == 0

@@ -1,0 +1,191 @@
+"""``Recurrent``: the cell-by-cell stack equals torch's fused one on copied weights; shape errors say how to fix them."""
+
+import pytest
+import torch
+from torch import nn
+
+from rnnlab.errors import ShapeError
+from rnnlab.models import RNNLanguageModel
+from rnnlab.recurrent import Recurrent
+
+ATOL = 1e-5
+INPUT, HIDDEN = 6, 8
+TORCH_STACK = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "rnn_relu": nn.RNN}
+
+
+def torch_stack(cell: str, num_layers: int) -> nn.Module:
+    extra = {"nonlinearity": "relu"} if cell == "rnn_relu" else {}
+    return TORCH_STACK[cell](INPUT, HIDDEN, num_layers, batch_first=True, **extra)
+
+
+def cells_state_dict(fused_state: dict, num_layers: int) -> dict:
+    """Rename torch's ``weight_ih_l{k}`` (``rnn.`` prefix dropped) to ``cells.{k}.weight_ih``."""
+    return {
+        f"cells.{k}.{name}": fused_state[f"{name}_l{k}"]
+        for k in range(num_layers)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    }
+
+
+def random_state(cell: str, num_layers: int, batch: int):
+    h = torch.randn(num_layers, batch, HIDDEN)
+    return (h, torch.randn(num_layers, batch, HIDDEN)) if cell == "lstm" else h
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "rnn_relu"])
+@pytest.mark.parametrize("num_layers", [2, 3])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_cells_stack_equals_torch(cell, num_layers, with_state):
+    torch.manual_seed(num_layers)
+    ref = torch_stack(cell, num_layers)
+    fused = Recurrent(cell, INPUT, HIDDEN, num_layers, impl="torch")
+    unrolled = Recurrent(cell, INPUT, HIDDEN, num_layers, impl="cells")
+    assert fused.fused and not unrolled.fused
+    fused.rnn.load_state_dict(ref.state_dict())
+    unrolled.load_state_dict(cells_state_dict(ref.state_dict(), num_layers))
+
+    batch, steps = 3, 7
+    x = torch.randn(batch, steps, INPUT)
+    state = random_state(cell, num_layers, batch) if with_state else None
+    out_ref, state_ref = ref(x, state)
+    for layer in (fused, unrolled):
+        out, final = layer(x, state)
+        torch.testing.assert_close(out, out_ref, atol=ATOL, rtol=0)
+        if cell == "lstm":
+            assert isinstance(final, tuple) and len(final) == 2
+            torch.testing.assert_close(final[0], state_ref[0], atol=ATOL, rtol=0)
+            torch.testing.assert_close(final[1], state_ref[1], atol=ATOL, rtol=0)
+        else:
+            torch.testing.assert_close(final, state_ref, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_init_state_is_zeros_in_torch_layout(cell):
+    layer = Recurrent(cell, INPUT, HIDDEN, num_layers=2)
+    state = layer.init_state(5)
+    parts = state if cell == "lstm" else (state,)
+    assert len(parts) == (2 if cell == "lstm" else 1)
+    for p in parts:
+        assert torch.equal(p, torch.zeros(2, 5, HIDDEN))
+    # Passing the zero state is the same as passing None.
+    x = torch.randn(5, 4, INPUT)
+    torch.testing.assert_close(layer(x, state)[0], layer(x, None)[0], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("impl", ["torch", "cells"])
+def test_lstm_forget_bias_on_every_layer(impl):
+    torch.manual_seed(0)
+    H = HIDDEN
+    layer = Recurrent("lstm", INPUT, H, num_layers=3, forget_bias=1.0, impl=impl)
+    for k in range(3):
+        if impl == "torch":
+            b_ih, b_hh = getattr(layer.rnn, f"bias_ih_l{k}"), getattr(layer.rnn, f"bias_hh_l{k}")
+        else:
+            b_ih, b_hh = layer.cells[k].bias_ih, layer.cells[k].bias_hh
+        assert torch.equal(b_ih[H : 2 * H], torch.ones(H)), k
+        assert torch.equal(b_hh[H : 2 * H], torch.zeros(H)), k
+        # Only the forget block is touched: the input, cell and output gates keep torch's random init.
+        assert b_ih[:H].std() > 0.01 and b_ih[2 * H :].std() > 0.01
+
+
+def test_forget_bias_zero_initialises_both_impls_alike():
+    torch.manual_seed(0)
+    H = HIDDEN
+    fused = Recurrent("lstm", INPUT, H, forget_bias=0.0, impl="torch")
+    unrolled = Recurrent("lstm", INPUT, H, forget_bias=0.0, impl="cells")
+    fused_zeroed = bool((fused.rnn.bias_ih_l0[H : 2 * H] == 0).all())
+    cells_zeroed = bool((unrolled.cells[0].bias_ih[H : 2 * H] == 0).all())
+    assert fused_zeroed and cells_zeroed
+
+
+def test_language_model_forget_bias_survives_uniform_init():
+    # RNNLanguageModel re-initialises every parameter, then must restore the forget-gate bias.
+    torch.manual_seed(0)
+    H = HIDDEN
+    model = RNNLanguageModel(11, "lstm", H, num_layers=2, forget_bias=1.0, init="uniform", init_scale=0.08)
+    for k in range(2):
+        assert torch.equal(getattr(model.rnn.rnn, f"bias_ih_l{k}")[H : 2 * H], torch.ones(H))
+        assert torch.equal(getattr(model.rnn.rnn, f"bias_hh_l{k}")[H : 2 * H], torch.zeros(H))
+    assert model.decoder.weight.abs().max() <= 0.08
+
+
+@pytest.mark.parametrize("impl", ["torch", "cells"])
+def test_two_dimensional_input_names_expected_and_received_shape(impl):
+    layer = Recurrent("gru", 8, HIDDEN, impl=impl)
+    with pytest.raises(ShapeError) as err:
+        layer(torch.randn(4, 8))
+    msg = str(err.value)
+    assert "(B, T, 8)" in msg and "(4, 8)" in msg
+    assert "unsqueeze(-1)" in msg
+
+
+@pytest.mark.parametrize("impl", ["torch", "cells"])
+def test_wrong_feature_size(impl):
+    layer = Recurrent("lstm", 8, HIDDEN, impl=impl)
+    with pytest.raises(ShapeError) as err:
+        layer(torch.randn(4, 5, 7))
+    msg = str(err.value)
+    assert "(B, T, 8)" in msg and "(4, 5, 7)" in msg and "last dimension is 7" in msg
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("impl", ["torch", "cells"])
+def test_time_major_input_with_a_state_says_transpose(cell, impl):
+    batch, steps = 3, 5
+    layer = Recurrent(cell, 8, HIDDEN, num_layers=2, impl=impl)
+    state = layer.init_state(batch)
+    with pytest.raises(ShapeError) as err:
+        layer(torch.randn(steps, batch, 8), state)
+    msg = str(err.value)
+    assert "time-major" in msg and "transpose" in msg and "(5, 3, 8)" in msg
+    # The transposed input is what the layer wanted.
+    out, _ = layer(torch.randn(steps, batch, 8).transpose(0, 1), state)
+    assert out.shape == (batch, steps, HIDDEN)
+
+
+@pytest.mark.parametrize("impl", ["torch", "cells"])
+def test_batch_mismatch_with_state(impl):
+    layer = Recurrent("lstm", 8, HIDDEN, impl=impl)
+    state = layer.init_state(3)
+    with pytest.raises(ShapeError) as err:
+        layer(torch.randn(4, 6, 8), state)
+    msg = str(err.value)
+    assert "batch size 4" in msg and "batch of 3" in msg and "state=None" in msg
+    assert "time-major" not in msg
+
+
+def test_language_model_rejects_one_hot_input():
+    model = RNNLanguageModel(10, "gru", hidden_size=8, num_layers=1)
+    one_hot = torch.nn.functional.one_hot(torch.randint(0, 10, (2, 5)), 10).float()
+    with pytest.raises(ShapeError) as err:
+        model(one_hot)
+    msg = str(err.value)
+    assert "(B, T)" in msg and "(2, 5, 10)" in msg and "token ids" in msg
+
+
+def test_empty_sequence_is_a_shape_error():
+    with pytest.raises(ShapeError, match="T >= 1"):
+        Recurrent("rnn", 8, HIDDEN)(torch.randn(2, 0, 8))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="cell must be one of"):
+        Recurrent("transformer", 8, HIDDEN)
+    with pytest.raises(ValueError, match="peepholes exist only"):
+        Recurrent("gru", 8, HIDDEN, peepholes=True)
+    with pytest.raises(ValueError, match="no peepholes"):
+        Recurrent("lstm", 8, HIDDEN, peepholes=True, impl="torch")
+    # auto picks the cells when peepholes are asked for, torch's kernel otherwise.
+    assert not Recurrent("lstm", 8, HIDDEN, peepholes=True).fused
+    assert Recurrent("lstm", 8, HIDDEN).fused
+
+
+def test_time_major_token_ids_with_a_state_name_the_ids_shape():
+    from rnnlab.models import RNNLanguageModel
+
+    model = RNNLanguageModel(11, hidden_size=6, num_layers=1, embedding_size=4)
+    state = model.init_state(3)
+    with pytest.raises(ShapeError) as err:
+        model(torch.zeros(5, 3, dtype=torch.long), state)
+    msg = str(err.value)
+    assert "tokens has shape (5, 3)" in msg and "time-major" in msg and "transpose" in msg
