@@ -44,10 +44,14 @@ def bench_preset(name: str, text: str, device: torch.device, steps: int, sample_
 
     prime = charlm.default_prime(task.vocab)
     generator = torch.Generator(device).manual_seed(0)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # as `rnnlab sample` does on the CPU
     list(generate(model, prime, 50, generator=generator))  # warm-up
     start = time.perf_counter()
     n = sum(1 for _ in generate(model, prime, sample_chars, generator=generator))
     sample_seconds = time.perf_counter() - start
+    torch.set_num_threads(threads)
     return {
         "preset": name, "params": sum(p.numel() for p in params), "batch_size": config.batch_size,
         "seq_len": config.seq_len, "train_tokens_per_s": tokens / train_seconds,

@@ -102,6 +102,10 @@ def _sample(args) -> None:
     if args.prime == "":
         raise UserError("--prime is empty; give at least one character, or leave --prime out")
     device = next(run.model.parameters()).device
+    if device.type == "cpu":
+        # One token at a time is latency-bound: a second OpenMP thread only adds synchronisation
+        # (char-rnn: 8k vs 5k chars/s, benchmarks/results.md).
+        torch.set_num_threads(1)
     generator = torch.Generator(device)
     generator.manual_seed(args.seed if args.seed is not None else torch.seed())
     out = sys.stdout

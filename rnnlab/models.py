@@ -56,6 +56,9 @@ class RNNLanguageModel(nn.Module):
         super().__init__()
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_size) if embedding_size else None
+        if not embedding_size:
+            # One-hot rows to index: cheaper than F.one_hot + a dtype cast at every sampling step. Not saved.
+            self.register_buffer("one_hot", torch.eye(vocab_size), persistent=False)
         self.drop = nn.Dropout(dropout)
         self.rnn = Recurrent(cell, embedding_size or vocab_size, hidden_size, num_layers,
                              dropout=dropout, forget_bias=forget_bias)
@@ -66,14 +69,23 @@ class RNNLanguageModel(nn.Module):
     def init_state(self, batch_size: int, device=None):
         return self.rnn.init_state(batch_size, device=device)
 
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.one_hot[tokens] if self.embedding is None else self.embedding(tokens)
+
+    def step(self, tokens: torch.Tensor, state=None):
+        """One step: ids ``(B,)`` -> logits ``(B, vocab_size)`` and the new state (what sampling calls)."""
+        x = self._embed(tokens)
+        if self.training:
+            x = self.drop(x)
+        out, state = self.rnn.step(x, state)
+        if self.training:
+            out = self.drop(out)
+        return F.linear(out, self.decoder.weight, self.decoder.bias), state
+
     def forward(self, tokens: torch.Tensor, state=None):
         batch = None if state is None else (state[0] if isinstance(state, tuple) else state).size(1)
         check_sequence(tokens, "tokens", None, batch)
         if tokens.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"tokens must be integer ids (torch.long), got {tokens.dtype}")
-        if self.embedding is None:
-            x = F.one_hot(tokens.long(), self.vocab_size).to(self.decoder.weight.dtype)
-        else:
-            x = self.embedding(tokens)
-        out, state = self.rnn(self.drop(x), state)
+        out, state = self.rnn(self.drop(self._embed(tokens)), state)
         return self.decoder(self.drop(out)), state

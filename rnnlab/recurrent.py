@@ -10,6 +10,7 @@ Shapes: ``x`` is ``(B, T, input_size)``, outputs ``(B, T, hidden_size)``. The st
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .cells import GRUCell, LSTMCell, RNNCell, unroll
 from .shapes import check_sequence
@@ -104,3 +105,38 @@ class Recurrent(nn.Module):
         if self.cell_type == "lstm":
             return x, (torch.stack([s[0] for s in finals]), torch.stack([s[1] for s in finals]))
         return x, torch.stack(finals)
+
+    def step(self, x: torch.Tensor, state=None):
+        """One time step for the whole stack: ``x`` ``(B, input_size)`` -> top output ``(B, H)`` and the new state.
+
+        For generation, one token at a time. The fused path runs torch's single-cell kernels
+        (``torch.lstm_cell`` etc.) on the stack's own weights: a whole-sequence ``nn.LSTM`` call at T = 1
+        costs several times more (benchmarks/results.md).
+        """
+        if state is None:
+            state = self.init_state(x.size(0), device=x.device, dtype=x.dtype)
+        lstm = self.cell_type == "lstm"
+        layer_states = list(zip(state[0].unbind(0), state[1].unbind(0))) if lstm else state.unbind(0)
+        dropout = self.rnn.dropout if self.fused else self.dropout.p
+        if self.fused:
+            # nn.RNN keeps the list it hands its own kernels in _flat_weights (4 per layer, in order),
+            # up to date across .to(); reading it costs far less than 4 attribute look-ups per layer.
+            kernel, w = _STEP_KERNELS[self.cell_type], self.rnn._flat_weights
+        finals = []
+        for k, layer_state in enumerate(layer_states):
+            if k > 0 and self.training and dropout:
+                x = F.dropout(x, dropout)
+            if self.fused:
+                layer_state = kernel(x, layer_state, *w[4 * k : 4 * k + 4])
+            else:
+                layer_state = self.cells[k](x, layer_state)
+            x = layer_state[0] if lstm else layer_state
+            finals.append(layer_state)
+        if lstm:
+            h, c = zip(*finals)
+            return x, (torch.stack(h), torch.stack(c))
+        return x, torch.stack(finals)
+
+
+_STEP_KERNELS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell,
+                 "rnn_relu": torch.rnn_relu_cell}

@@ -5,7 +5,6 @@ same seed gives the same text and sampling never disturbs the global RNG (that t
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 
@@ -26,7 +25,7 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, t
     """Pick one token per row of ``logits`` ``(B, V)``; returns ids ``(B,)``."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    logits = logits.float() if temperature == 1 else logits.float() / temperature
     if 0 < top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -40,37 +39,20 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, t
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-@contextmanager
-def _without_onednn():
-    """oneDNN's CPU LSTM builds a new primitive on every call: fine for a whole sequence, but at one step per
-    call it is about 100x slower than ATen's own kernel (measured in benchmarks/results.md). Sampling
-    turns it off for its own duration only."""
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
-
-
 def generate(model: torch.nn.Module, prime: torch.Tensor, length: int, temperature: float = 1.0,
              top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None) -> Iterator[int]:
-    """Feed ``prime`` (1-D ids, at least one), then yield ``length`` sampled ids one at a time."""
+    """Feed ``prime`` (1-D ids, at least one), then yield ``length`` sampled ids one at a time.
+
+    The prime goes through ``model(...)`` in one call; each new token through ``model.step``.
+    """
     if prime.numel() == 0:
         raise UserError("the prime is empty: give at least one token to start from")
     model.eval()
-    with torch.inference_mode(), _without_onednn():
-        yield from _generate(model, prime, length, temperature, top_k, top_p, generator)
-
-
-def _generate(model, prime, length, temperature, top_k, top_p, generator):
-    device = next(model.parameters()).device
-    logits, state = model(prime.view(1, -1).to(device), None)
-    logits = logits[:, -1]
-    token = torch.empty(1, 1, dtype=torch.long, device=device)
-    for _ in range(length):
-        nxt = next_token(logits, temperature, top_k, top_p, generator)
-        yield int(nxt)
-        token[0, 0] = nxt[0]
-        logits, state = model(token, state)
+    with torch.inference_mode():
+        device = next(model.parameters()).device
+        logits, state = model(prime.view(1, -1).to(device), None)
         logits = logits[:, -1]
+        for _ in range(length):
+            token = next_token(logits, temperature, top_k, top_p, generator)
+            yield int(token)
+            logits, state = model.step(token, state)

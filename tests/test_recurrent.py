@@ -189,3 +189,33 @@ def test_time_major_token_ids_with_a_state_name_the_ids_shape():
         model(torch.zeros(5, 3, dtype=torch.long), state)
     msg = str(err.value)
     assert "tokens has shape (5, 3)" in msg and "time-major" in msg and "transpose" in msg
+
+
+@pytest.mark.parametrize("impl", ["torch", "cells"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "rnn_relu"])
+def test_step_by_step_equals_the_whole_sequence(cell, impl):
+    torch.manual_seed(0)
+    layer = Recurrent(cell, 5, 7, num_layers=3, forget_bias=1.0, impl=impl).eval()
+    x = torch.randn(2, 6, 5)
+    expected, expected_state = layer(x)
+    state, outputs = None, []
+    for t in range(x.size(1)):
+        out, state = layer.step(x[:, t], state)
+        outputs.append(out)
+    torch.testing.assert_close(torch.stack(outputs, 1), expected, atol=1e-6, rtol=1e-5)
+    for a, b in zip(state if cell == "lstm" else [state], expected_state if cell == "lstm" else [expected_state]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("embedding_size", [0, 4])
+def test_language_model_step_equals_forward(embedding_size):
+    from rnnlab.models import RNNLanguageModel
+
+    torch.manual_seed(0)
+    model = RNNLanguageModel(9, hidden_size=6, num_layers=2, embedding_size=embedding_size, dropout=0.5).eval()
+    tokens = torch.randint(0, 9, (3, 5))
+    logits, _ = model(tokens)
+    state = None
+    for t in range(5):
+        step_logits, state = model.step(tokens[:, t], state)
+        torch.testing.assert_close(step_logits, logits[:, t], atol=1e-6, rtol=1e-5)
