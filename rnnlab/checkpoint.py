@@ -122,6 +122,17 @@ def read_header(run_dir: str) -> dict:
     return header
 
 
+def read_vocab(run_dir: str) -> Vocab:
+    path = os.path.join(run_dir, VOCAB)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return Vocab.from_json(f.read())
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} has no {VOCAB}; the run folder is incomplete") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} is corrupted ({e}); retrain the run") from None
+
+
 def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
     """Rebuild the model of ``run_dir`` from its files; ``task``, if given, must match the run's."""
     from .config import override
@@ -134,13 +145,7 @@ def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
         raise CheckpointError(f"{run_dir} holds a run of task {header['task']!r}, which this rnnlab does not know")
     module = TASKS[header["task"]]
     config = override(module.Config(), header["config"], os.path.join(run_dir, CONFIG))
-    try:
-        with open(os.path.join(run_dir, VOCAB), encoding="utf-8") as f:
-            vocab = Vocab.from_json(f.read())
-    except FileNotFoundError:
-        raise CheckpointError(f"{run_dir} has no {VOCAB}; the run folder is incomplete") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{os.path.join(run_dir, VOCAB)} is corrupted ({e}); retrain the run") from None
+    vocab = read_vocab(run_dir)
     weights = os.path.join(run_dir, WEIGHTS)
     if not os.path.exists(weights):
         raise CheckpointError(f"{run_dir} has no {WEIGHTS} yet: training has not reached its first evaluation")

@@ -41,7 +41,7 @@ def _train(args) -> None:
         config = override(module.Config(), header["config"], f"{args.out}/config.json")
         config = override(config, {**parse_set(args.set), **extra}, "--set")
         config.validate()
-        vocab = checkpoint.load_run(args.out, args.task).vocab
+        vocab = checkpoint.read_vocab(args.out)
         checkpoint.load_train_state(args.out)  # fail now, before anything is written, if it is damaged
     else:
         if header is not None and not args.force:
