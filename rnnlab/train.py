@@ -17,7 +17,6 @@ gradient stops there) and handed to the next batch, until ``reset`` says a new e
 ``data/text.py`` for why that state is the right context for the next batch.
 """
 
-from dataclasses import asdict
 import json
 import logging
 import math
@@ -95,6 +94,21 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
+    def truncate(self, step: int) -> None:
+        """Drop records after ``step``: on resume, the steps past the checkpoint are run again."""
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line)
+            except (json.JSONDecodeError, KeyError):
+                continue  # a line cut short when the process was killed
+        checkpoint.write_text(self.path, "".join(kept))
+
 
 def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig):
     """One optimiser step on ``batch`` (already on the model's device), clipping as configured.
@@ -140,13 +154,14 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
         _set_rng_state(saved["rng"])
         step, skipped, bad_evals = saved["step"], saved["skipped"], saved["bad_evals"]
         carry = to_device(saved["carry"], device)
+        metrics.truncate(step)
         log.info("resumed from step %d of %d", step, total)
 
     def save_state():
         checkpoint.save_train_state(run_dir, {
             "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(), "rng": _rng_state(), "carry": to_device(carry, "cpu"),
-            "skipped": skipped, "bad_evals": bad_evals, "config": asdict(config),
+            "skipped": skipped, "bad_evals": bad_evals,
         })
 
     bar = tqdm(total=total, initial=step, disable=None, unit="step", dynamic_ncols=True)
@@ -188,6 +203,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
                 window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
 
             if step % eval_interval == 0 or step == total:
+                eval_start = time.perf_counter()
                 result = task.evaluate(model)
                 last_valid = result["loss"]
                 improved = last_valid < schedule.best
@@ -207,6 +223,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
                     text = preview(model)
                     if text:
                         log.info("sample at step %d:\n%s", step, text)
+                window_start += time.perf_counter() - eval_start  # tokens/s counts training time only
                 if config.patience and bad_evals >= config.patience:
                     log.info("early stopping: %d evaluations without improvement", bad_evals)
                     stopped_early = True

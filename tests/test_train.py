@@ -138,3 +138,14 @@ def test_seed_makes_a_cpu_run_reproducible(tmp_path):
     _, c, _ = run(tmp_path, tiny_config(max_steps=20, dropout=0.2, seed=7), "c")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert not torch.equal(a.decoder.weight, c.decoder.weight)
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(tmp_path):
+    # Killed after step 30's checkpoint but after logging steps 31-35: those are run again on resume.
+    config = tiny_config(eval_interval=15, log_interval=5, max_steps=30)
+    out, _, _ = run(tmp_path, config)
+    with open(os.path.join(out, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"step": 35, "split": "train", "loss": 9.0}) + "\n" + '{"step": 4')
+    run(tmp_path, override(config, {"max_steps": 45}, "test"), resume=True)
+    steps = [r["step"] for r in metrics(out, "train")]
+    assert steps == list(range(5, 50, 5))
