@@ -38,7 +38,8 @@ class RNNLanguageModel(nn.Module):
 
     embedding (or one-hot when ``embedding_size == 0``, as in min-char-rnn and char-rnn) -> dropout ->
     recurrent stack (dropout between layers) -> dropout -> linear decoder. The dropout placement is
-    Zaremba et al.'s: on the embedding output, between layers and before the softmax.
+    Zaremba et al.'s: on the embedding output, between layers and before the softmax. ``tied`` shares the
+    embedding matrix with the decoder's weight (Press & Wolf 2017; Inan et al. 2017).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class RNNLanguageModel(nn.Module):
         forget_bias: float = 1.0,
         init: str = "default",
         init_scale: float = 0.1,
+        tied: bool = False,
     ):
         super().__init__()
         self.vocab_size = vocab_size
@@ -63,6 +65,10 @@ class RNNLanguageModel(nn.Module):
         self.rnn = Recurrent(cell, embedding_size or vocab_size, hidden_size, num_layers,
                              dropout=dropout, forget_bias=forget_bias)
         self.decoder = nn.Linear(hidden_size, vocab_size)
+        if tied:
+            if embedding_size != hidden_size:
+                raise ValueError(f"tied weights need embedding_size == hidden_size, got {embedding_size} and {hidden_size}")
+            self.decoder.weight = self.embedding.weight
         initialise(self, init, init_scale)
         self.rnn.reset_forget_bias()
 

@@ -7,17 +7,13 @@ in nats per character; evaluations also report bits per character.
 
 from dataclasses import dataclass
 import logging
-import math
 
 import torch
-from torch.nn import functional as F
 
-from ..config import TrainConfig, choose
-from ..data.text import BUILTIN_PREFIX, TokenStream, Vocab, read_text
+from ..data.text import BUILTIN_PREFIX, Vocab, read_text
 from ..errors import UserError
-from ..models import INIT_SCHEMES, RNNLanguageModel
-from ..recurrent import CELL_TYPES
 from ..sampling import generate
+from .lm import LMConfig, LMTask, bits, build_model, eval_stream, evaluate_stream
 
 log = logging.getLogger(__name__)
 
@@ -25,31 +21,15 @@ NAME = "charlm"
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(LMConfig):
     data: str = BUILTIN_PREFIX + "tinyshakespeare"  # a UTF-8 text file, or builtin:NAME
     valid_fraction: float = 0.1     # the contiguous tail held out for validation (nanoGPT's 10 %)
-    seq_len: int = 50               # BPTT window: steps per batch before the gradient is cut
-    cell: str = "lstm"              # rnn, rnn_relu, lstm or gru
-    hidden_size: int = 128          # units per layer
-    num_layers: int = 2             # stacked layers
-    embedding_size: int = 0         # 0 = one-hot input, as char-rnn and min-char-rnn
-    dropout: float = 0.0            # on the input, between layers and before the output (Zaremba et al.)
-    forget_bias: float = 1.0        # LSTM forget-gate bias at init (char-rnn uses 1)
-    init: str = "default"           # default (torch), uniform (+-init_scale), normal (std init_scale, zero biases)
-    init_scale: float = 0.08        # char-rnn's uniform range
     preview_length: int = 200       # characters sampled at each evaluation so progress can be read
 
     def validate(self) -> None:
         super().validate()
-        choose(self.cell, CELL_TYPES, "cell")
-        choose(self.init, INIT_SCHEMES, "init")
         if not 0 < self.valid_fraction < 1:
             raise UserError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
-        for key in ("seq_len", "hidden_size", "num_layers"):
-            if getattr(self, key) < 1:
-                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 _CHAR_RNN = Config(
@@ -86,82 +66,37 @@ PRESETS = {
 DEFAULT_PRESET = "char-rnn"
 
 
-def build_model(config: Config, vocab: Vocab) -> RNNLanguageModel:
-    return RNNLanguageModel(
-        len(vocab), cell=config.cell, hidden_size=config.hidden_size, num_layers=config.num_layers,
-        embedding_size=config.embedding_size, dropout=config.dropout, forget_bias=config.forget_bias,
-        init=config.init, init_scale=config.init_scale,
-    )
-
-
 def split(text: str, valid_fraction: float) -> tuple[str, str]:
     """The first ``int((1 - valid_fraction) * N)`` characters train; the contiguous rest validates."""
     cut = int(len(text) * (1 - valid_fraction))
     return text[:cut], text[cut:]
 
 
-def eval_stream(ids: torch.Tensor, config: Config) -> TokenStream:
-    """Rows for streaming evaluation: up to ``batch_size`` of them, each at least one window long."""
-    rows = max(1, min(config.batch_size, ids.numel() // (config.seq_len + 1)))
-    return TokenStream(ids, rows, config.seq_len)
+def _metrics(result: dict) -> dict:
+    return {"loss": result["loss"], "bits_per_char": bits(result["loss"]), "tokens": result["tokens"]}
 
 
-@torch.inference_mode()
-def evaluate_stream(model: torch.nn.Module, stream: TokenStream) -> dict:
-    """Mean next-token loss over every window of ``stream``, state carried across windows."""
-    model.eval()
-    device = next(model.parameters()).device
-    total, state = 0.0, None
-    for k in range(stream.windows):
-        x, y = stream.window(k)
-        logits, state = model(x.to(device), state)
-        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.to(device).reshape(-1), reduction="sum").item()
-    loss = total / stream.tokens
-    return {"loss": loss, "bits_per_char": loss / math.log(2), "tokens": stream.tokens}
-
-
-class Task:
-    """Training data as a TBPTT stream, validation as a streaming evaluation (see ``train.py`` for the protocol)."""
-
+class Task(LMTask):
     def __init__(self, config: Config, vocab: Vocab | None = None, text: str | None = None):
-        self.config = config
         text = read_text(config.data) if text is None else text
         train_text, valid_text = split(text, config.valid_fraction)
-        self.vocab = vocab or Vocab.from_text(train_text)
-        need = config.batch_size * (config.seq_len + 1)
-        if len(train_text) < need:
-            raise UserError(
-                f"the training part of the text has {len(train_text):,} characters but one batch needs "
-                f"batch_size x (seq_len + 1) = {config.batch_size} x {config.seq_len + 1} = {need:,}; "
-                f"use a longer text or lower batch_size / seq_len (--set batch_size=4 seq_len=32)"
-            )
-        unseen = self.vocab.unknown(valid_text)
+        vocab = vocab or Vocab.from_text(train_text)
+        super().__init__(config, vocab, vocab.encode(train_text, "training text"))
+        unseen = vocab.unknown(valid_text)
         if unseen:
             log.warning("validation text has %d characters absent from the training part (%s); they are left out",
                         len(unseen), ", ".join(repr(c) for c in unseen[:10]))
-            valid_text = "".join(c for c in valid_text if c in self.vocab.index)
+            valid_text = "".join(c for c in valid_text if c in vocab.index)
         if len(valid_text) < 2:
             raise UserError(f"the validation part ({config.valid_fraction:.0%} of the text) is too short to score; "
                             f"use a longer text or a larger valid_fraction")
-        self.train = TokenStream(self.vocab.encode(train_text, "training text"), config.batch_size, config.seq_len)
-        self.valid = eval_stream(self.vocab.encode(valid_text, "validation text"), config)
-        self.steps_per_epoch = self.train.full_windows
+        self.valid = eval_stream(vocab.encode(valid_text, "validation text"), config)
         log.info("data %s: %s characters, %d symbols; training on the first %s, validating on the contiguous "
-                 "last %s (%g%%)", config.data, f"{len(text):,}", len(self.vocab), f"{len(train_text):,}",
+                 "last %s (%g%%)", config.data, f"{len(text):,}", len(vocab), f"{len(train_text):,}",
                  f"{len(valid_text):,}", 100 * config.valid_fraction)
 
-    def train_batch(self, step: int):
-        k = step % self.steps_per_epoch
-        return self.train.window(k), k == 0
-
-    def loss(self, model, batch, state):
-        x, y = batch
-        logits, state = model(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        return loss, state, y.numel()
-
-    def evaluate(self, model) -> dict:
-        return evaluate_stream(model, self.valid)
+    def metrics(self, result: dict) -> dict:
+        return _metrics(result)
 
     def preview(self, model) -> str:
         if not self.config.preview_length:
@@ -193,4 +128,4 @@ def evaluate_run(run, data: str | None = None) -> dict:
     if len(valid_text) < 2:
         raise UserError(f"{source} is too short to score: it needs at least 2 characters")
     ids = run.vocab.encode(valid_text, source)
-    return {**evaluate_stream(run.model, eval_stream(ids, config)), "data": source}
+    return {**_metrics(evaluate_stream(run.model, eval_stream(ids, config))), "data": source}

@@ -1,0 +1,109 @@
+"""What every language-model task shares: the model config, truncated-BPTT batches, the loss, and
+streaming evaluation. ``charlm`` and ``wordlm`` add their data and their metrics.
+"""
+
+from dataclasses import dataclass
+import math
+
+import torch
+from torch.nn import functional as F
+
+from ..config import TrainConfig, choose
+from ..data.text import TokenStream, Vocab
+from ..errors import UserError
+from ..models import INIT_SCHEMES, RNNLanguageModel
+from ..recurrent import CELL_TYPES
+
+
+@dataclass
+class LMConfig(TrainConfig):
+    seq_len: int = 50               # BPTT window: steps per batch before the gradient is cut
+    cell: str = "lstm"              # rnn, rnn_relu, lstm or gru
+    hidden_size: int = 128          # units per layer
+    num_layers: int = 2             # stacked layers
+    embedding_size: int = 0         # 0 = one-hot input, as char-rnn and min-char-rnn
+    dropout: float = 0.0            # on the input, between layers and before the output (Zaremba et al.)
+    forget_bias: float = 1.0        # LSTM forget-gate bias at init (char-rnn uses 1, Zaremba et al. 0)
+    init: str = "default"           # default (torch), uniform (+-init_scale), normal (std init_scale, zero biases)
+    init_scale: float = 0.08        # char-rnn's uniform range
+    tied: bool = False              # share the embedding and output matrices (Press & Wolf 2017, Inan et al. 2017)
+
+    def validate(self) -> None:
+        super().validate()
+        choose(self.cell, CELL_TYPES, "cell")
+        choose(self.init, INIT_SCHEMES, "init")
+        for key in ("seq_len", "hidden_size", "num_layers"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.tied and self.embedding_size != self.hidden_size:
+            raise UserError(f"tied=true shares the embedding with the output layer, so embedding_size must equal "
+                            f"hidden_size (got {self.embedding_size} and {self.hidden_size}); set both alike")
+
+
+def build_model(config: LMConfig, vocab: Vocab) -> RNNLanguageModel:
+    return RNNLanguageModel(
+        len(vocab), cell=config.cell, hidden_size=config.hidden_size, num_layers=config.num_layers,
+        embedding_size=config.embedding_size, dropout=config.dropout, forget_bias=config.forget_bias,
+        init=config.init, init_scale=config.init_scale, tied=config.tied,
+    )
+
+
+def eval_stream(ids: torch.Tensor, config: LMConfig, rows: int | None = None) -> TokenStream:
+    """Rows for streaming evaluation: ``rows`` (default up to ``batch_size``), each at least one window long."""
+    rows = rows or config.batch_size
+    rows = max(1, min(rows, ids.numel() // (config.seq_len + 1)))
+    return TokenStream(ids, rows, config.seq_len)
+
+
+@torch.inference_mode()
+def evaluate_stream(model: torch.nn.Module, stream: TokenStream) -> dict:
+    """Mean next-token loss (nats) over every window of ``stream``, the state carried across windows."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, state = torch.zeros((), dtype=torch.float64, device=device), None
+    for k in range(stream.windows):
+        x, y = stream.window(k)
+        logits, state = model(x.to(device), state)
+        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.to(device).reshape(-1), reduction="sum")
+    return {"loss": total.item() / stream.tokens, "tokens": stream.tokens}
+
+
+class LMTask:
+    """Training data as a TBPTT stream (see ``train.py`` for the task protocol); a subclass sets ``self.valid``."""
+
+    def __init__(self, config: LMConfig, vocab: Vocab, train_ids: torch.Tensor):
+        self.config = config
+        self.vocab = vocab
+        need = config.batch_size * (config.seq_len + 1)
+        if train_ids.numel() < need:
+            unit = "characters" if vocab.kind == "char" else "tokens"
+            raise UserError(
+                f"the training data has {train_ids.numel():,} {unit} but one batch needs "
+                f"batch_size x (seq_len + 1) = {config.batch_size} x {config.seq_len + 1} = {need:,}; "
+                f"use more data or lower batch_size / seq_len (--set batch_size=4 seq_len=32)"
+            )
+        self.train = TokenStream(train_ids, config.batch_size, config.seq_len)
+        self.steps_per_epoch = self.train.full_windows
+
+    def train_batch(self, step: int):
+        k = step % self.steps_per_epoch
+        return self.train.window(k), k == 0
+
+    def loss(self, model, batch, state):
+        x, y = batch
+        logits, state = model(x, state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+        return loss, state, y.numel()
+
+    def evaluate(self, model) -> dict:
+        return self.metrics(evaluate_stream(model, self.valid))
+
+    def metrics(self, result: dict) -> dict:
+        """Add the task's derived figures (bits per char, perplexity) to a loss in nats per token."""
+        return result
+
+
+def bits(loss: float) -> float:
+    return loss / math.log(2)
