@@ -1,4 +1,4 @@
-"""The ``rnnlab`` command: train, sample, evaluate, plot.
+"""The ``rnnlab`` command: train, sample, evaluate, plot, data download.
 
 User errors (``rnnlab.errors.UserError``) become one line on stderr and exit status 2, with nothing
 written; seeds, devices and logging are set here and nowhere else.
@@ -28,7 +28,8 @@ def _train(args) -> None:
     module = TASKS[args.task]
     extra = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device), ("seed", args.seed)) if v is not None}
     if args.data is not None:
-        extra["data"] = args.data if args.data.startswith("builtin:") else os.path.abspath(args.data)
+        # A path is stored absolute, so evaluate finds it from anywhere; a name (builtin:..., ptb) as it is.
+        extra["data"] = os.path.abspath(args.data) if os.path.exists(args.data) else args.data
     header = _existing_run(args.out)
     vocab = None
     if args.resume:
@@ -98,9 +99,10 @@ def _sample(args) -> None:
     run = checkpoint.load_run(args.run, device=_device(args.device))
     if not hasattr(run.task, "default_prime"):
         raise UserError(f"{args.run} holds a {run.task.NAME} run, which has no text sampling")
-    prime = run.task.default_prime(run.vocab) if args.prime is None else run.vocab.encode(list(args.prime), "the prime")
-    if args.prime == "":
-        raise UserError("--prime is empty; give at least one character, or leave --prime out")
+    if args.prime is not None and not run.vocab.tokenize(args.prime):
+        raise UserError("--prime is empty; give at least one token, or leave --prime out")
+    prime = run.task.default_prime(run.vocab) if args.prime is None else \
+        run.vocab.encode(run.vocab.tokenize(args.prime), "the prime")
     device = next(run.model.parameters()).device
     if device.type == "cpu":
         # One token at a time is latency-bound: a second OpenMP thread only adds synchronisation
@@ -115,7 +117,7 @@ def _sample(args) -> None:
         out.write(run.vocab.decode(prime.tolist()))
         for n, token in enumerate(generate(run.model, prime, args.length, args.temperature, args.top_k,
                                            args.top_p, generator), 1):
-            out.write(run.vocab.decode([token]))
+            out.write(run.vocab.piece(token))
             if n % 64 == 0:
                 out.flush()
         out.write("\n")
@@ -124,12 +126,21 @@ def _sample(args) -> None:
 
 def _evaluate(args) -> None:
     run = checkpoint.load_run(args.run, device=_device(args.device))
-    result = run.task.evaluate_run(run, args.data)
+    result = run.task.evaluate_run(run, args.data, args.split)
     if args.json:
         print(json.dumps(result))
+    elif "perplexity" in result:
+        print(f"{result['data']} ({result['split']}): perplexity {result['perplexity']:.2f}, "
+              f"{result['loss']:.4f} nats/word over {result['tokens']:,} tokens")
     else:
         print(f"{result['data']}: {result['loss']:.4f} nats/char, {result['bits_per_char']:.4f} bits/char "
               f"over {result['tokens']:,} characters")
+
+
+def _download(args) -> None:
+    from .data.download import download
+
+    print(download(args.name, args.dir))
 
 
 def _plot(args) -> None:
@@ -146,6 +157,7 @@ def _device(name: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    from .data.download import DATASETS
     from .tasks import TASKS
 
     p = argparse.ArgumentParser(prog="rnnlab", description="Train, evaluate and sample recurrent sequence models.")
@@ -154,7 +166,8 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model into a run folder")
     t.add_argument("task", choices=sorted(TASKS))
-    t.add_argument("--data", help="training text (UTF-8); default: the built-in tiny Shakespeare")
+    t.add_argument("--data", help="charlm: a UTF-8 text (default: built-in tiny Shakespeare); "
+                                  "wordlm: a folder of train/valid/test files or a dataset name (default: ptb)")
     t.add_argument("--preset", help="named configuration (default: the task's default preset)")
     t.add_argument("--config", help="TOML file of config keys, applied over the preset")
     t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
@@ -180,7 +193,9 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a trained run on its validation split or on --data")
     e.add_argument("run", metavar="RUN_DIR")
-    e.add_argument("--data", help="a text to score instead of the run's validation split")
+    e.add_argument("--data", help="charlm: a text to score instead of the validation split; "
+                                  "wordlm: a corpus folder or dataset name instead of the run's")
+    e.add_argument("--split", choices=["valid", "test"], default="valid", help="wordlm: which split (default valid)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     e.set_defaults(run_command=_evaluate)
@@ -189,6 +204,13 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("run", metavar="RUN_DIR")
     pl.add_argument("-o", "--output", default="curves.png", help="image to write (.png, .svg, .pdf)")
     pl.set_defaults(run_command=_plot)
+
+    d = sub.add_parser("data", help="datasets")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dl = dsub.add_parser("download", help="fetch a public dataset into the cache ($RNNLAB_DATA or ~/.cache/rnnlab)")
+    dl.add_argument("name", choices=sorted(DATASETS))
+    dl.add_argument("--dir", help="cache folder to use instead")
+    dl.set_defaults(run_command=_download)
     return p
 
 

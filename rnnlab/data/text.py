@@ -56,9 +56,13 @@ def read_text(path: str) -> str:
         ) from None
 
 
+EOS = "<eos>"  # end of a line in word-level data (Zaremba et al., the TF tutorial, pytorch/examples)
+UNK = "<unk>"  # the out-of-vocabulary word of PTB and WikiText
+
+
 @dataclass
 class Vocab:
-    """Tokens <-> integer ids. ``kind`` is ``char`` (tokens are characters, joined with "")."""
+    """Tokens <-> integer ids. ``kind`` is ``char`` (tokens are characters) or ``word`` (whitespace-split words)."""
 
     tokens: list
     kind: str = "char"
@@ -77,19 +81,39 @@ class Vocab:
         """The distinct tokens of ``tokens`` missing from this vocabulary, in order of first appearance."""
         return list(dict.fromkeys(t for t in tokens if t not in self.index))
 
-    def encode(self, tokens, what: str = "text") -> torch.Tensor:
+    def tokenize(self, text: str) -> list:
+        """Split a user's text (a prime) into this vocabulary's kind of tokens."""
+        return list(text) if self.kind == "char" else text.split()
+
+    @property
+    def start(self) -> str:
+        """The token a fresh sequence follows: a newline, or the end-of-line word."""
+        return "\n" if self.kind == "char" else EOS
+
+    def encode(self, tokens, what: str = "text", unknown: str | None = None) -> torch.Tensor:
+        """Ids of ``tokens``; a token missing from the vocabulary maps to ``unknown`` if given, else is an error."""
+        if unknown is not None:
+            unk = self.index[unknown]
+            return torch.tensor([self.index.get(t, unk) for t in tokens], dtype=torch.long)
         missing = self.unknown(tokens)
         if missing:
             shown = ", ".join(repr(t) for t in missing[:20]) + (" ..." if len(missing) > 20 else "")
             raise UserError(
-                f"{what} has {len(missing)} {'character' if self.kind == 'char' else 'token'}"
+                f"{what} has {len(missing)} {'character' if self.kind == 'char' else 'word'}"
                 f"{'s' if len(missing) > 1 else ''} the model's vocabulary lacks: {shown}; remove or replace them"
             )
         return torch.tensor([self.index[t] for t in tokens], dtype=torch.long)
 
+    def piece(self, i: int) -> str:
+        """How token ``i`` prints in a stream of text: a character as it is; a word followed by a space,
+        and the end-of-line word as a newline."""
+        token = self.tokens[int(i)]
+        if self.kind == "char":
+            return token
+        return "\n" if token == EOS else token + " "
+
     def decode(self, ids) -> str:
-        sep = "" if self.kind == "char" else " "
-        return sep.join(self.tokens[int(i)] for i in ids)
+        return "".join(self.piece(i) for i in ids)
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "tokens": self.tokens}, ensure_ascii=False, indent=0)

@@ -1,5 +1,5 @@
 """Tasks: the glue between data, a model, its loss, its metrics and its sampling. A plain dict, no registry magic."""
 
-from . import charlm
+from . import charlm, wordlm
 
-TASKS = {"charlm": charlm}
+TASKS = {"charlm": charlm, "wordlm": wordlm}

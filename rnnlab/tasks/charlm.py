@@ -8,12 +8,9 @@ in nats per character; evaluations also report bits per character.
 from dataclasses import dataclass
 import logging
 
-import torch
-
 from ..data.text import BUILTIN_PREFIX, Vocab, read_text
 from ..errors import UserError
-from ..sampling import generate
-from .lm import LMConfig, LMTask, bits, build_model, eval_stream, evaluate_stream
+from .lm import LMConfig, LMTask, bits, build_model, default_prime, eval_stream, evaluate_stream  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +21,6 @@ NAME = "charlm"
 class Config(LMConfig):
     data: str = BUILTIN_PREFIX + "tinyshakespeare"  # a UTF-8 text file, or builtin:NAME
     valid_fraction: float = 0.1     # the contiguous tail held out for validation (nanoGPT's 10 %)
-    preview_length: int = 200       # characters sampled at each evaluation so progress can be read
 
     def validate(self) -> None:
         super().validate()
@@ -66,7 +62,7 @@ PRESETS = {
 DEFAULT_PRESET = "char-rnn"
 
 
-def split(text: str, valid_fraction: float) -> tuple[str, str]:
+def split_text(text: str, valid_fraction: float) -> tuple[str, str]:
     """The first ``int((1 - valid_fraction) * N)`` characters train; the contiguous rest validates."""
     cut = int(len(text) * (1 - valid_fraction))
     return text[:cut], text[cut:]
@@ -79,7 +75,7 @@ def _metrics(result: dict) -> dict:
 class Task(LMTask):
     def __init__(self, config: Config, vocab: Vocab | None = None, text: str | None = None):
         text = read_text(config.data) if text is None else text
-        train_text, valid_text = split(text, config.valid_fraction)
+        train_text, valid_text = split_text(text, config.valid_fraction)
         vocab = vocab or Vocab.from_text(train_text)
         super().__init__(config, vocab, vocab.encode(train_text, "training text"))
         unseen = vocab.unknown(valid_text)
@@ -98,29 +94,19 @@ class Task(LMTask):
     def metrics(self, result: dict) -> dict:
         return _metrics(result)
 
-    def preview(self, model) -> str:
-        if not self.config.preview_length:
-            return ""
-        generator = torch.Generator(next(model.parameters()).device).manual_seed(self.config.seed)
-        prime = default_prime(self.vocab)
-        ids = generate(model, prime, self.config.preview_length, temperature=0.8, generator=generator)
-        return self.vocab.decode(prime.tolist()) + self.vocab.decode(list(ids))
 
-
-def default_prime(vocab: Vocab) -> torch.Tensor:
-    """Start from a newline when the text has them (a fresh line), else from the first symbol."""
-    return torch.tensor([vocab.index.get("\n", 0)], dtype=torch.long)
-
-
-def evaluate_run(run, data: str | None = None) -> dict:
+def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     """Score ``data`` (a whole text file) with a loaded run, or the run's own validation split when None."""
+    if split != "valid":
+        raise UserError(f"a charlm run has no {split} split: it validates on the tail of its text; "
+                        f"score another text with --data FILE")
     config = run.config
     if data is None:
         try:
             text = read_text(config.data)
         except UserError as e:
             raise UserError(f"the run's training data is not readable ({e}); pass --data FILE to score a text") from None
-        _, valid_text = split(text, config.valid_fraction)
+        _, valid_text = split_text(text, config.valid_fraction)
         valid_text = "".join(c for c in valid_text if c in run.vocab.index)
         source = f"{config.data} (last {config.valid_fraction:.0%})"
     else:

@@ -13,6 +13,7 @@ from ..data.text import TokenStream, Vocab
 from ..errors import UserError
 from ..models import INIT_SCHEMES, RNNLanguageModel
 from ..recurrent import CELL_TYPES
+from ..sampling import generate
 
 
 @dataclass
@@ -27,6 +28,7 @@ class LMConfig(TrainConfig):
     init: str = "default"           # default (torch), uniform (+-init_scale), normal (std init_scale, zero biases)
     init_scale: float = 0.08        # char-rnn's uniform range
     tied: bool = False              # share the embedding and output matrices (Press & Wolf 2017, Inan et al. 2017)
+    preview_length: int = 200       # tokens sampled at each evaluation so progress can be read; 0 = none
 
     def validate(self) -> None:
         super().validate()
@@ -103,6 +105,19 @@ class LMTask:
     def metrics(self, result: dict) -> dict:
         """Add the task's derived figures (bits per char, perplexity) to a loss in nats per token."""
         return result
+
+    def preview(self, model) -> str:
+        if not self.config.preview_length:
+            return ""
+        generator = torch.Generator(next(model.parameters()).device).manual_seed(self.config.seed)
+        prime = default_prime(self.vocab)
+        ids = generate(model, prime, self.config.preview_length, temperature=0.8, generator=generator)
+        return self.vocab.decode(prime.tolist()) + self.vocab.decode(list(ids))
+
+
+def default_prime(vocab: Vocab) -> torch.Tensor:
+    """Start where a fresh line starts (after a newline or <eos>), else from the first token."""
+    return torch.tensor([vocab.index.get(vocab.start, 0)], dtype=torch.long)
 
 
 def bits(loss: float) -> float:
