@@ -1,7 +1,18 @@
+import os
+
 import pytest
 
 TINY = ["hidden_size=16", "num_layers=1", "seq_len=8", "batch_size=4", "eval_interval=10", "log_interval=5",
         "preview_length=20"]
+
+
+def shared_data(*parts) -> str:
+    """A path under ../shared/data ($RNNLAB_SHARED_DATA overrides); the test is skipped when it is absent."""
+    root = os.environ.get("RNNLAB_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+    path = os.path.join(root, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is absent: these tests read the shared datasets (set RNNLAB_SHARED_DATA to their folder)")
+    return path
 
 
 @pytest.fixture
@@ -10,3 +21,11 @@ def text_file(tmp_path):
     path = tmp_path / "text.txt"
     path.write_text("the quick brown fox jumps over the lazy dog.\nhello world, hello rnn.\n" * 60, encoding="utf-8")
     return str(path)
+
+
+def write_corpus(folder, train, valid, test, names=("train.txt", "valid.txt", "test.txt")):
+    os.makedirs(folder, exist_ok=True)
+    for name, text in zip(names, (train, valid, test)):
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    return str(folder)

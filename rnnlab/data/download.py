@@ -99,6 +99,10 @@ def _fetch(url: str, path: str, digest: str) -> None:
                     out.write(chunk)
                     hasher.update(chunk)
                     bar.update(len(chunk))
+                received = out.tell()
+        if total is not None and received != total:
+            raise UserError(f"could not download {url} (the connection closed after {received} of {total} bytes); "
+                            f"nothing was saved, try again")
         if hasher.hexdigest() != digest:
             raise UserError(f"checksum mismatch for {url}: expected sha256 {digest}, got {hasher.hexdigest()}; "
                             f"the server sent a different file. Nothing was saved; try again later or use a "
@@ -106,7 +110,7 @@ def _fetch(url: str, path: str, digest: str) -> None:
         os.replace(tmp, path)
         log.info("%s: downloaded from %s, checksum ok", path, url)
     except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError) as e:
-        reason = getattr(e, "reason", e)
+        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
         raise UserError(f"could not download {url} ({reason}); check the network, or download the files "
                         f"yourself and pass --data PATH") from None
     finally:
