@@ -40,6 +40,7 @@ def atomic_write(path: str, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # some writers create private files; a run folder is shared like any output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
