@@ -9,7 +9,6 @@ from contextlib import nullcontext
 import json
 import logging
 import os
-import shutil
 import sys
 
 import torch
@@ -50,10 +49,7 @@ def _train(args) -> None:
                             f"or --force to replace it, or choose another --out")
         config = resolve(module.PRESETS, args.preset or module.DEFAULT_PRESET, args.config, args.set, extra)
     torch.manual_seed(config.seed)
-    task = module.Task(config, vocab)
-    if vocab is not None and task.vocab.tokens != vocab.tokens:
-        raise UserError(f"--resume: the data {config.data} gives a different vocabulary from the run's; "
-                        f"resume with the text the run was trained on (--data)")
+    task = module.Task(config, vocab)  # on resume, data outside the run's vocabulary is refused here
     model = module.build_model(config, task.vocab)
     if not args.resume:
         _clear_run(args.out)
