@@ -59,9 +59,9 @@ def _train(args) -> None:
              args.preset or ("(resumed)" if args.resume else module.DEFAULT_PRESET), args.out)
     with _tqdm_logging():
         summary = train(model, task, config, args.out, resume=args.resume)
-    log.info("done: %d steps in %.1f s, best validation loss %.4f, %d non-finite steps skipped; "
-             "sample with: rnnlab sample %s", summary["steps"], summary["seconds"], summary["best_valid_loss"],
-             summary["skipped_steps"], args.out)
+    log.info("done: %d steps in %.1f s, best validation loss %.4f, %d non-finite steps skipped; next: rnnlab %s %s",
+             summary["steps"], summary["seconds"], summary["best_valid_loss"], summary["skipped_steps"],
+             "sample" if hasattr(module, "default_prime") else "evaluate", args.out)
 
 
 def _existing_run(out: str):
@@ -125,6 +125,16 @@ def _evaluate(args) -> None:
     result = run.task.evaluate_run(run, args.data, args.split)
     if args.json:
         print(json.dumps(result))
+    elif "accuracy" in result:
+        print(f"{result['data']}: accuracy {result['accuracy']:.4f} ({result['tokens']:,} scored), loss {result['loss']:.4f}")
+        names = run.vocab.labels
+        width = max(len(n) for n in names) + 1
+        print("confusion (rows: true, columns: predicted)")
+        print(" " * width + "".join(f"{n[:8]:>9}" for n in names))
+        for name, row in zip(names, result["confusion"]):
+            print(f"{name:<{width}}" + "".join(f"{c:>9,}" for c in row))
+    elif "mse" in result:
+        print(f"{result['data']}: mean squared error {result['mse']:.5f} over {result['sequences']:,} sequences")
     elif "perplexity" in result:
         print(f"{result['data']} ({result['split']}): perplexity {result['perplexity']:.2f}, "
               f"{result['loss']:.4f} nats/word over {result['tokens']:,} tokens")

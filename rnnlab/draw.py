@@ -34,7 +34,13 @@ def plot_curves(run_dir: str, out_path: str) -> None:
     fmt = os.path.splitext(out_path)[1].lstrip(".").lower()
     if fmt not in ("png", "svg", "pdf"):
         raise UserError(f"-o {out_path}: the plot is written as .png, .svg or .pdf; pick one of those extensions")
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    valid = [r for r in records if r.get("split") == "valid"]
+    confusion = valid[-1].get("confusion") if valid else None
+    if confusion:
+        fig, (ax, cax) = plt.subplots(1, 2, figsize=(12, 4.6), dpi=120, gridspec_kw={"width_ratios": [1.4, 1]})
+        _confusion(cax, confusion, _class_names(run_dir, len(confusion)), valid[-1]["step"])
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for split, style in (("train", dict(lw=1, alpha=0.7)), ("valid", dict(lw=2, marker="o", ms=3))):
         points = [(r["step"], r["loss"]) for r in records if r.get("split") == split]
         if points:
@@ -44,10 +50,37 @@ def plot_curves(run_dir: str, out_path: str) -> None:
         plt.close(fig)
         raise UserError(f"{run_dir}/{METRICS} holds no loss records yet")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per token)")
+    ax.set_ylabel("loss (nats per token; MSE for numbers)")
     ax.set_title(os.path.basename(os.path.abspath(run_dir)))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
     plt.close(fig)
+
+
+def _class_names(run_dir: str, count: int) -> list:
+    from .checkpoint import read_vocab
+
+    labels = read_vocab(run_dir).labels
+    return labels if len(labels) == count else [str(i) for i in range(count)]
+
+
+def _confusion(ax, confusion: list, names: list, step: int) -> None:
+    """Rows: true class; columns: predicted; each cell's count, shaded by its share of the row."""
+    import numpy as np
+
+    counts = np.array(confusion)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(names))
+    ax.set_xticks(ticks, names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
+    ax.set_yticks(ticks, names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix, validation at step {step}")
+    if len(names) <= 20:  # beyond that the numbers no longer fit in the cells
+        for i in ticks:
+            for j in ticks:
+                ax.text(j, i, f"{counts[i, j]:,}", ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")

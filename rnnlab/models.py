@@ -95,3 +95,37 @@ class RNNLanguageModel(nn.Module):
             raise TypeError(f"tokens must be integer ids (torch.long), got {tokens.dtype}")
         out, state = self.rnn(self.drop(self._embed(tokens)), state)
         return self.decoder(self.drop(out)), state
+
+
+class SequenceClassifier(nn.Module):
+    """Sequences -> an output per step ``(B, T, num_outputs)``: class logits, or a real number when
+    ``num_outputs == 1`` for regression. The task scores every step (labelling) or only the last real
+    step of each sequence (classification), so one model serves both.
+
+    Inputs are token ids ``(B, T)`` (``vocab_size`` given: embedding) or feature vectors
+    ``(B, T, feature_size)``.
+    """
+
+    def __init__(self, num_outputs: int, cell: str = "lstm", hidden_size: int = 64, num_layers: int = 1,
+                 vocab_size: int = 0, embedding_size: int = 32, feature_size: int = 0, dropout: float = 0.0,
+                 forget_bias: float = 1.0):
+        super().__init__()
+        if bool(vocab_size) == bool(feature_size):
+            raise ValueError("give exactly one of vocab_size (token inputs) and feature_size (feature vectors)")
+        self.feature_size = feature_size
+        self.embedding = nn.Embedding(vocab_size, embedding_size) if vocab_size else None
+        self.drop = nn.Dropout(dropout)
+        self.rnn = Recurrent(cell, embedding_size if vocab_size else feature_size, hidden_size, num_layers,
+                             dropout=dropout, forget_bias=forget_bias)
+        self.head = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, inputs: torch.Tensor, state=None):
+        batch = None if state is None else (state[0] if isinstance(state, tuple) else state).size(1)
+        if self.embedding is not None:
+            check_sequence(inputs, "tokens", None, batch)
+            x = self.embedding(inputs)
+        else:
+            check_sequence(inputs, "inputs", self.feature_size, batch)
+            x = inputs
+        out, state = self.rnn(self.drop(x), state)
+        return self.head(self.drop(out)), state

@@ -47,3 +47,20 @@ def check_sequence(x: torch.Tensor, name: str, feature_size: int | None, batch_s
         )
     if x.size(1) == 0:
         raise ShapeError(f"{name} has shape {_fmt(x.shape)}: a sequence needs at least one time step (T >= 1).")
+
+
+def check_labels(inputs: torch.Tensor, labels: torch.Tensor, per_step: bool) -> None:
+    """Labels must be ``(B, T)`` like the inputs' first two dimensions (per step) or ``(B,)`` (per sequence)."""
+    batch, steps = inputs.shape[:2]
+    expected = (batch, steps) if per_step else (batch,)
+    if tuple(labels.shape) == expected:
+        return
+    what = f"labels must have shape {_fmt(expected)} ({'B, T' if per_step else 'B'}: one label per " \
+           f"{'step' if per_step else 'sequence'}) for inputs of shape {_fmt(inputs.shape)}, but got {_fmt(labels.shape)}."
+    if per_step and tuple(labels.shape) == (steps, batch):
+        raise ShapeError(f"{what} The inputs look time-major (T, B, ...): rnnlab is batch-first; pass "
+                         f"inputs.transpose(0, 1) (labels (B, T) are then right).")
+    if per_step and labels.dim() == 2 and labels.size(0) == batch:
+        raise ShapeError(f"{what} Each sequence needs exactly one label per step ({steps}); pad labels with -100 "
+                         f"where a step has none.")
+    raise ShapeError(f"{what} Check that labels and inputs describe the same batch.")

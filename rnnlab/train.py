@@ -216,7 +216,8 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
                 elif not checkpoint.state_is_finite(model):
                     checkpoint.save_weights(run_dir, model, step)  # raises: non-finite weights are never saved
                 save_state()
-                shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items())
+                shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+                                  if isinstance(v, (int, float)))  # tables (a confusion matrix) stay in metrics.jsonl
                 log.info("step %d/%d  valid: %s%s", step, total, shown, "  (best, saved)" if improved else "")
                 preview = getattr(task, "preview", None)
                 if preview is not None:

@@ -16,7 +16,7 @@ Truncated BPTT batches (the layout of char-rnn, the TF PTB tutorial and pytorch/
     gradient stops at the window edge (that is the "truncated" in truncated BPTT).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 import json
 import math
@@ -62,10 +62,14 @@ UNK = "<unk>"  # the out-of-vocabulary word of PTB and WikiText
 
 @dataclass
 class Vocab:
-    """Tokens <-> integer ids. ``kind`` is ``char`` (tokens are characters) or ``word`` (whitespace-split words)."""
+    """Tokens <-> integer ids. ``kind`` is ``char`` (tokens are characters), ``word`` (whitespace-split
+    words) or ``token`` (labelled sequences). Labelled sequences also keep their ``labels`` (class names, in
+    id order) and, when their inputs are feature vectors instead of tokens, the vector width ``features``."""
 
     tokens: list
     kind: str = "char"
+    labels: list = field(default_factory=list)
+    features: int = 0
 
     def __post_init__(self):
         self.index = {t: i for i, t in enumerate(self.tokens)}
@@ -116,12 +120,15 @@ class Vocab:
         return "".join(self.piece(i) for i in ids)
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, "tokens": self.tokens}, ensure_ascii=False, indent=0)
+        data = {"kind": self.kind, "tokens": self.tokens}
+        if self.labels or self.features:
+            data.update(labels=self.labels, features=self.features)
+        return json.dumps(data, ensure_ascii=False, indent=0)
 
     @classmethod
     def from_json(cls, text: str) -> "Vocab":
         data = json.loads(text)
-        return cls(list(data["tokens"]), data["kind"])
+        return cls(list(data["tokens"]), data["kind"], list(data.get("labels", [])), int(data.get("features", 0)))
 
 
 class TokenStream:

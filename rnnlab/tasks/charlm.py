@@ -40,9 +40,12 @@ PRESETS = {
     "char-rnn": _CHAR_RNN,
     # Karpathy's min-char-rnn (../shared/seeds/rnn-bptt-lstm-min-char-rnn.txt): vanilla tanh RNN, hidden 100,
     # one-hot input, seq 25, batch 1, Adagrad lr 0.1, gradients clipped element-wise to +-5, weights ~ N(0, 0.01^2).
+    # min-char-rnn sums the loss over the 25 steps where rnnlab averages it, so its clip of 5 is 5 / 25 here;
+    # Adagrad divides the gradient's scale out, so lr stays 0.1. Two differences remain: torch's RNN has two
+    # recurrent biases (b_ih, b_hh) where min-char-rnn has one, and Adagrad's eps sits outside the square root.
     "min-char-rnn": Config(
         cell="rnn", hidden_size=100, num_layers=1, embedding_size=0, seq_len=25, batch_size=1,
-        optimizer="adagrad", lr=0.1, clip=0.0, clip_value=5.0, init="normal", init_scale=0.01,
+        optimizer="adagrad", lr=0.1, clip=0.0, clip_value=5.0 / 25, init="normal", init_scale=0.01,
         forget_bias=0.0, epochs=1, eval_interval=5000, log_interval=500,
     ),
     # The TF tutorial of ../shared/seeds/gru-shakespeare-generation.txt: embedding 256, GRU 1024, Adam 1e-3,

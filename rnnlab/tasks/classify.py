@@ -1,0 +1,192 @@
+"""Sequence labelling (a class per step) and sequence classification (a class, or a number, per sequence).
+
+Data is a JSONL file (format in ``rnnlab/data/sequences.py``) or a built-in toy task generated from the
+seed: ``bit-pair`` (class = 2 x previous bit + current bit, per step), ``adding`` (Hochreiter & Schmidhuber's
+adding problem, a number per sequence), ``copy`` (recall symbols after a delay, per step). Metrics:
+accuracy and a confusion matrix (classes), mean squared error (numbers).
+"""
+
+from dataclasses import dataclass
+import logging
+import math
+
+import torch
+from torch.nn import functional as F
+
+from ..config import TrainConfig, choose
+from ..data import sequences as seqs
+from ..data.text import Vocab
+from ..errors import UserError
+from ..models import SequenceClassifier
+from ..recurrent import CELL_TYPES
+from ..shapes import check_labels
+
+log = logging.getLogger(__name__)
+
+NAME = "classify"
+TOYS = ("bit-pair", "adding", "copy")
+
+
+@dataclass
+class Config(TrainConfig):
+    data: str = ""                  # a JSONL file; empty = the toy task named by `toy`
+    toy: str = "bit-pair"           # bit-pair, adding or copy (used when data is empty)
+    seq_len: int = 20               # toy sequence length (bit-pair, adding)
+    symbols: int = 8                # copy: alphabet size (chance = 1 / symbols)
+    copy_length: int = 3            # copy: symbols to remember
+    delay: int = 20                 # copy: blank steps between the symbols and the go marker
+    train_size: int = 2000          # toy: training sequences
+    valid_size: int = 500           # toy: validation sequences
+    valid_fraction: float = 0.1     # JSONL: share of the sequences held out (a seeded shuffle)
+    cell: str = "lstm"              # rnn, rnn_relu, lstm or gru
+    hidden_size: int = 64           # units per layer
+    num_layers: int = 1             # stacked layers
+    embedding_size: int = 32        # token inputs: embedding width
+    dropout: float = 0.0            # on the inputs, between layers and before the output
+    forget_bias: float = 1.0        # LSTM forget-gate bias at init
+
+    def validate(self) -> None:
+        super().validate()
+        choose(self.cell, CELL_TYPES, "cell")
+        if not self.data:
+            choose(self.toy, TOYS, "toy")
+        for key in ("seq_len", "symbols", "copy_length", "train_size", "valid_size", "hidden_size", "num_layers"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.toy == "adding" and self.seq_len < 2:
+            raise UserError("the adding problem needs seq_len >= 2 (one marker in each half)")
+
+
+_TOY = dict(optimizer="adam", lr=1e-2, clip=1.0, batch_size=32, eval_interval=0, log_interval=20)
+PRESETS = {
+    "bit-pair": Config(toy="bit-pair", seq_len=20, hidden_size=16, epochs=4, **_TOY),
+    "adding": Config(toy="adding", seq_len=30, hidden_size=32, train_size=4000, epochs=8, **{**_TOY, "lr": 5e-3}),
+    # Delay 40: the vanilla RNN stays at chance (1/8) while the LSTM and the GRU recall every symbol
+    # (tests/test_classify.py). A forget-gate bias of 3 keeps the LSTM's memory open from the first step,
+    # which a delay this long needs to be learned in 1,250 steps (Gers et al. 2000; Tallec & Ollivier 2018).
+    "copy": Config(toy="copy", symbols=8, copy_length=3, delay=40, hidden_size=64, train_size=4000, epochs=10,
+                   forget_bias=3.0, **{**_TOY, "lr": 5e-3}),
+}
+DEFAULT_PRESET = "bit-pair"
+
+
+def build_model(config: Config, vocab: Vocab) -> SequenceClassifier:
+    return SequenceClassifier(
+        max(len(vocab.labels), 1), cell=config.cell, hidden_size=config.hidden_size, num_layers=config.num_layers,
+        vocab_size=len(vocab.tokens), embedding_size=config.embedding_size, feature_size=vocab.features,
+        dropout=config.dropout, forget_bias=config.forget_bias,
+    )
+
+
+def load_data(config: Config) -> tuple[seqs.Sequences, seqs.Sequences, Vocab]:
+    """Training and validation sets and the vocabulary, from the JSONL file or the seeded toy generator."""
+    generator = torch.Generator().manual_seed(config.seed)
+    if config.data:
+        data, tokens, labels = seqs.read_jsonl(config.data)
+        order = torch.randperm(len(data), generator=generator)
+        n_valid = max(1, round(len(data) * config.valid_fraction))
+        if len(data) - n_valid < 1:
+            raise UserError(f"{config.data} has {len(data)} sequence(s): too few to hold out {config.valid_fraction:.0%} "
+                            f"for validation and still train")
+        features = 0 if tokens else data.inputs.size(-1)
+        vocab = Vocab(tokens, "token", labels, features)
+        log.info("data %s: %d sequences; %d held out for validation (seeded shuffle, seed %d)",
+                 config.data, len(data), n_valid, config.seed)
+        return data.subset(order[n_valid:]), data.subset(order[:n_valid]), vocab
+    if config.toy == "bit-pair":
+        make = lambda n: seqs.bit_pair(n, config.seq_len, generator)  # noqa: E731
+        vocab = Vocab([], "token", ["0 (00)", "1 (01)", "2 (10)", "3 (11)"], features=1)
+    elif config.toy == "adding":
+        make = lambda n: seqs.adding(n, config.seq_len, generator)  # noqa: E731
+        vocab = Vocab([], "token", [], features=2)
+    else:
+        make = lambda n: seqs.copy(n, config.symbols, config.copy_length, config.delay, generator)  # noqa: E731
+        vocab = Vocab(["_", *map(str, range(1, config.symbols + 1)), "GO"], "token",
+                      [str(i) for i in range(1, config.symbols + 1)])
+    train, valid = make(config.train_size), make(config.valid_size)
+    log.info("toy task %s: %d training and %d validation sequences generated from seed %d",
+             config.toy, len(train), len(valid), config.seed)
+    return train, valid, vocab
+
+
+def outputs_and_labels(model, batch: dict, per_step: bool):
+    """Model outputs at the scored positions and their labels: every step ``(B*T, C)`` or the last real step ``(B, C)``."""
+    inputs, labels = batch["inputs"], batch["labels"]
+    check_labels(inputs, labels, per_step)
+    out, _ = model(inputs, None)
+    if per_step:
+        return out.reshape(-1, out.size(-1)), labels.reshape(-1)
+    last = (batch["lengths"] - 1).to(out.device)
+    return out[torch.arange(out.size(0), device=out.device), last], labels
+
+
+class Task:
+    """Shuffled mini-batches of whole sequences (no state carried between them); see train.py's protocol."""
+
+    def __init__(self, config: Config, vocab: Vocab | None = None):
+        self.config = config
+        self.train, self.valid, self.vocab = load_data(config)
+        if vocab is not None and (vocab.labels, vocab.tokens, vocab.features) != \
+                (self.vocab.labels, self.vocab.tokens, self.vocab.features):
+            raise UserError(f"the data {config.data or config.toy} has other tokens or classes than the run's; "
+                            f"resume or evaluate with the data the run was trained on")
+        self.regression = self.train.regression
+        self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
+
+    def train_batch(self, step: int):
+        epoch, k = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(self.config.seed + epoch))
+        return self.train.batch(order[k * self.config.batch_size : (k + 1) * self.config.batch_size]), True
+
+    def loss(self, model, batch, state):
+        out, labels = outputs_and_labels(model, batch, self.train.per_step)
+        if self.regression:
+            return F.mse_loss(out.squeeze(-1), labels), None, labels.numel()
+        return F.cross_entropy(out, labels, ignore_index=seqs.IGNORE), None, int((labels != seqs.IGNORE).sum())
+
+    def evaluate(self, model) -> dict:
+        return evaluate_set(model, self.valid, self.vocab, self.config.batch_size)
+
+
+@torch.inference_mode()
+def evaluate_set(model, data: seqs.Sequences, vocab: Vocab, batch_size: int) -> dict:
+    """Loss and accuracy with the confusion matrix (rows: true class, columns: predicted), or MSE."""
+    model.eval()
+    device = next(model.parameters()).device
+    classes = len(vocab.labels)
+    confusion = torch.zeros(max(classes, 1), max(classes, 1), dtype=torch.long)
+    total_loss, scored = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        batch = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out, labels = outputs_and_labels(model, batch, data.per_step)
+        if data.regression:
+            total_loss += F.mse_loss(out.squeeze(-1), labels, reduction="sum").item()
+            scored += labels.numel()
+            continue
+        keep = labels != seqs.IGNORE
+        total_loss += F.cross_entropy(out[keep], labels[keep], reduction="sum").item()
+        scored += int(keep.sum())
+        pairs = labels[keep] * classes + out[keep].argmax(-1)
+        confusion += torch.bincount(pairs.cpu(), minlength=classes * classes).view(classes, classes)
+    if data.regression:
+        return {"loss": total_loss / scored, "mse": total_loss / scored, "baseline_mse": seqs.ADDING_BASELINE_MSE
+                if vocab.features == 2 and not vocab.labels else None, "sequences": scored}
+    correct = int(confusion.diag().sum())
+    return {"loss": total_loss / scored, "accuracy": correct / scored, "tokens": scored,
+            "confusion": confusion.tolist()}
+
+
+def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
+    """Score the run's validation set, or every sequence of the JSONL file ``data``."""
+    if split != "valid":
+        raise UserError("a classify run has one held-out set: use --split valid, or --data FILE to score a file")
+    if data is None:
+        _, valid, vocab = load_data(run.config)
+    else:
+        valid, tokens, labels = seqs.read_jsonl(data)
+        if tokens != run.vocab.tokens or labels != run.vocab.labels:
+            raise UserError(f"{data} has other tokens or classes than the run was trained on; "
+                            f"give a file with the run's tokens {run.vocab.tokens[:10]} and classes {run.vocab.labels[:10]}")
+        vocab = run.vocab
+    return {**evaluate_set(run.model, valid, vocab, run.config.batch_size), "data": data or run.config.toy}
