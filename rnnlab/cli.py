@@ -1,4 +1,4 @@
-"""The ``rnnlab`` command: train, sample, evaluate, plot, data download.
+"""The ``rnnlab`` command: train, sample, evaluate, plot, gradients, data download.
 
 User errors (``rnnlab.errors.UserError``) become one line on stderr and exit status 2, with nothing
 written; seeds, devices and logging are set here and nowhere else.
@@ -156,6 +156,22 @@ def _plot(args) -> None:
     print(f"wrote {args.output}")
 
 
+def _gradients(args) -> None:
+    from .draw import image_format, plot_gradient_norms
+    from .gradients import measure
+
+    if args.length < 2:
+        raise UserError(f"--length {args.length}: use at least 2 steps so there is a gradient to carry back")
+    if args.steps < 0:
+        raise UserError(f"--steps {args.steps}: the number of training steps cannot be negative")
+    image_format(args.output)  # a bad extension fails now, not after seconds of training
+    result = measure(args.cell, args.length, seed=args.seed, steps=args.steps, chrono=not args.torch_init)
+    plot_gradient_norms(result, args.output)
+    if args.json:
+        print(json.dumps(result))
+    log.info("wrote %s", args.output)
+
+
 def _device(name: str) -> str:
     from .train import resolve_device
 
@@ -210,6 +226,19 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("run", metavar="RUN_DIR")
     pl.add_argument("-o", "--output", default="curves.png", help="image to write (.png, .svg, .pdf)")
     pl.set_defaults(run_command=_plot)
+
+    from .gradients import TRAIN_STEPS
+
+    gr = sub.add_parser("gradients", help="plot ||dL/dh_t|| across a sequence, untrained and trained: vanishing gradients")
+    gr.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn")
+    gr.add_argument("--length", type=int, default=100, help="sequence length T (default 100)")
+    gr.add_argument("--steps", type=int, default=TRAIN_STEPS, help=f"training steps on delayed recall (default {TRAIN_STEPS})")
+    gr.add_argument("--seed", type=int, default=0)
+    gr.add_argument("--torch-init", action="store_true",
+                    help="keep torch's gate init instead of chrono init (the LSTM and GRU then vanish and fail too)")
+    gr.add_argument("--json", action="store_true", help="also print the result as one JSON object")
+    gr.add_argument("-o", "--output", default="gradients.png", help="image to write (.png, .svg, .pdf)")
+    gr.set_defaults(run_command=_gradients)
 
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)

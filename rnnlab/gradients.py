@@ -58,7 +58,8 @@ def recall_batch(batch_size: int, length: int, generator: torch.Generator) -> tu
 
 
 def chrono_init(layer: Recurrent, length: int) -> None:
-    """Chrono initialisation (Tallec & Ollivier 2018, eq. 16) of a one-layer fused LSTM or GRU, in place.
+    """Chrono initialisation of a one-layer fused LSTM or GRU, in place (Tallec & Ollivier 2018, "Can
+    recurrent neural networks warp time?").
 
     LSTM: forget-gate bias ``b_f ~ log U(1, length - 1)`` and input-gate bias ``-b_f``, so the units start
     with memory time scales spread between 1 and ``length`` steps. GRU: the same draw for the update gate

@@ -13,10 +13,7 @@ from rnnlab.errors import UserError
 from rnnlab.gradients import chrono_init, gradient_norms, measure, recall_batch
 from rnnlab.recurrent import Recurrent
 
-try:
-    from rnnlab.draw import plot_gradient_norms
-except ImportError:  # until the draft is pasted into draw.py
-    from rnnlab._gradient_plot_draft import plot_gradient_norms
+from rnnlab.draw import plot_gradient_norms
 
 RTOL = 1e-10  # everything below runs in float64: only rounding separates the two computations
 INPUT, HIDDEN = 3, 5
@@ -91,7 +88,8 @@ def test_one_unit_rnn_matches_the_analytic_product():
 
 
 def test_tanh_rnn_with_small_weights_vanishes_within_its_norm_bound():
-    """``||dL/dh_t|| <= ||W_hh||_2^(T-t) ||dL/dh_T||`` as ``|tanh'| <= 1``: geometric decay, far below 1e-3 at T = 50."""
+    """``||dL/dh_t|| <= ||W_hh||_2^(T-t) ||dL/dh_T||`` since ``|tanh'| <= 1`` (Pascanu et al. 2013):
+    geometric decay, far below 1e-3 at T = 50."""
     spectral_norm, steps = 0.5, 50
     layer = double_layer("rnn", hidden=16)
     with torch.no_grad():
@@ -173,7 +171,8 @@ def test_plot_draws_both_curves_scaled_on_a_log_scale(tmp_path, monkeypatch):
     (ax,) = figures[0].axes
     assert ax.get_yscale() == "log"
     # Each curve is scaled by its value at t = T, here 1.0 and 2.0.
-    assert [list(line.get_ydata()) for line in ax.get_lines()] == [result["untrained"], [0.5e-3, 0.5e-2, 0.5e-1, 0.25, 1.0]]
+    scaled_trained = [0.5e-3, 0.5e-2, 0.5e-1, 0.25, 1.0]
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [result["untrained"], scaled_trained]
     assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3, 4, 5]
     assert "did not learn" in ax.get_title()
 
