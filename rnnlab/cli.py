@@ -53,6 +53,7 @@ def _train(args) -> None:
     model = module.build_model(config, task.vocab)
     if not args.resume:
         _clear_run(args.out)
+    config = task.config  # a task may fill in what it learnt from the data (handwriting: normalisation)
     checkpoint.save_run_files(args.out, args.task, config, task.vocab)
     params = sum(p.numel() for p in model.parameters())
     log.info("%s: %s parameters, preset %s, run folder %s", args.task, f"{params:,}",

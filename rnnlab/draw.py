@@ -1,7 +1,8 @@
-"""Pictures: loss curves and confusion matrices from ``metrics.jsonl``, gradient-norm curves. The only
-module that imports matplotlib (lazily)."""
+"""Pictures: loss curves and confusion matrices from ``metrics.jsonl``, gradient-norm curves, and pen
+strokes as SVG or PNG. The only module that imports matplotlib (lazily)."""
 
 import json
+import math
 import os
 
 from .checkpoint import METRICS, atomic_write
@@ -128,3 +129,128 @@ def plot_gradient_norms(result: dict, out_path: str) -> None:
     fig.tight_layout()
     atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
     plt.close(fig)
+
+
+# Handwriting: pen strokes in the (dx, dy, end_of_stroke) offset format of rnnlab.data.hershey and the
+# IAM-OnDB reader, drawn as SVG (pure Python) or PNG (matplotlib).
+#
+# Sizes follow the "writing size": the drawing's height, because a line of handwriting grows in width
+# with its length but not in height. A flat drawing (a dash) uses width / FLAT_ASPECT instead, so the
+# pen and the margin never shrink to nothing.
+FLAT_ASPECT = 20             # a line of handwriting is up to ~20 times wider than tall
+STROKE_WIDTH_FRACTION = 0.03  # pen width / writing size: a ballpoint on ~2 cm tall writing (a choice)
+MARGIN_FRACTION = 0.1        # blank border on every side / writing size; keeps round pen caps inside
+WRITING_PX = 100             # pixels per writing size in the SVG's width/height and the PNG (dpi 100)
+PNG_DPI = 100
+
+
+def stroke_image_format(out_path: str) -> str:
+    """``"svg"`` or ``"png"`` from the extension of ``out_path``; anything else is a UserError."""
+    fmt = os.path.splitext(out_path)[1].lstrip(".").lower()
+    if fmt not in ("svg", "png"):
+        raise UserError(f"-o {out_path}: strokes are written as .svg or .png (received "
+                        f"{'.' + fmt if fmt else 'no extension'}); pick one of those extensions")
+    return fmt
+
+
+def strokes_to_svg(offsets, stroke_width: float | None = None, color: str = "black") -> str:
+    """An SVG document drawing ``offsets`` (``(N, 3)`` rows ``(dx, dy, end_of_stroke)``, y up).
+
+    One ``<path>`` per stroke (a stroke ends on a row with end_of_stroke = 1), so the pen lifts between
+    them; y is negated for SVG's downward axis; the viewBox is the tight bounding box plus a margin, and
+    the pen width is ``stroke_width`` data units, by default ``STROKE_WIDTH_FRACTION`` of the writing size.
+    """
+    strokes, (x0, y0, x1, y1), width = _stroke_layout(offsets, stroke_width)
+    size = max(x1 - x0, y1 - y0)
+    digits = max(0, 3 - math.floor(math.log10(size)))  # ~1/1000 of the drawing: finer than a pixel
+
+    def pair(x, y):
+        return f"{x:.{digits}f} {-y:.{digits}f}"
+
+    paths = []
+    for stroke in strokes:
+        if len(stroke) == 1:  # a dot: a zero-length segment, which round caps draw as a disc
+            stroke = stroke[[0, 0]]
+        d = "M " + " L ".join(pair(x, y) for x, y in stroke)
+        paths.append(f'  <path d="{d}"/>')
+    scale = WRITING_PX / _writing_size(x1 - x0, y1 - y0)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{pair(x0, y1)} {x1 - x0:.{digits}f} '
+            f'{y1 - y0:.{digits}f}" width="{(x1 - x0) * scale:.0f}" height="{(y1 - y0) * scale:.0f}">\n'
+            f' <g fill="none" stroke="{color}" stroke-width="{width:.{digits + 1}f}" '
+            f'stroke-linecap="round" stroke-linejoin="round">\n' + "\n".join(paths) + "\n </g>\n</svg>\n")
+
+
+def save_strokes(offsets, out_path: str, stroke_width: float | None = None, color: str = "black") -> None:
+    """Draw ``offsets`` (``(N, 3)``, see ``strokes_to_svg``) to ``out_path``: .svg or .png by extension.
+
+    The PNG has equal aspect, no axes, and the same box as the SVG (tight bounds plus margin). The file
+    appears complete or not at all: an existing ``out_path`` is untouched if anything fails.
+    """
+    fmt = stroke_image_format(out_path)
+    folder = os.path.dirname(out_path) or "."
+    if not os.path.isdir(folder):
+        raise UserError(f"-o {out_path}: folder {folder} does not exist; create it or write elsewhere")
+    if fmt == "svg":
+        svg = strokes_to_svg(offsets, stroke_width, color)
+
+        def write(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(svg)
+
+        atomic_write(out_path, write)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    strokes, (x0, y0, x1, y1), width = _stroke_layout(offsets, stroke_width)
+    px_per_unit = WRITING_PX / _writing_size(x1 - x0, y1 - y0)
+    fig = plt.figure(figsize=((x1 - x0) * px_per_unit / PNG_DPI, (y1 - y0) * px_per_unit / PNG_DPI), dpi=PNG_DPI)
+    try:
+        # Axes filling the figure, limits = the box: the figure is the tight box, at one scale on both axes.
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        points = width * px_per_unit * 72 / PNG_DPI  # matplotlib line widths are in points
+        for stroke in strokes:
+            ax.plot(stroke[:, 0], stroke[:, 1], color=color, lw=points, solid_capstyle="round",
+                    solid_joinstyle="round", marker="o" if len(stroke) == 1 else None, ms=points)
+        atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def _writing_size(width: float, height: float) -> float:
+    return max(height, width / FLAT_ASPECT)
+
+
+def _stroke_layout(offsets, stroke_width: float | None) -> tuple[list, tuple, float]:
+    """Validated ``offsets`` -> (strokes as absolute ``(n, 2)`` arrays, box ``(x0, y0, x1, y1)``, pen width)."""
+    import numpy as np
+
+    from .data.hershey import offsets_to_absolute  # the IAM-OnDB reader's conversion will replace this
+
+    if hasattr(offsets, "detach"):  # a torch tensor, possibly on a GPU or with a graph
+        offsets = offsets.detach().cpu().numpy()
+    offsets = np.asarray(offsets, dtype=np.float64)
+    if offsets.ndim != 2 or offsets.shape[1] != 3 or len(offsets) == 0:
+        raise UserError(f"strokes must be (N, 3) offsets (dx, dy, end_of_stroke) with N >= 1, received shape "
+                        f"{tuple(offsets.shape)}: pass one line, e.g. batch[i, :length]")
+    bad = ~np.isfinite(offsets).all(axis=1)
+    if bad.any():
+        raise UserError(f"strokes hold {bad.sum()} rows with NaN or Inf (first: row {np.flatnonzero(bad)[0]}); "
+                        f"nothing was drawn: check the sampler or the data that produced them")
+    points = offsets_to_absolute(offsets)
+    ends = np.flatnonzero(points[:, 2] > 0.5) + 1  # a stroke ends on its end_of_stroke row
+    strokes = [s[:, :2] for s in np.split(points, ends) if len(s)]
+    lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    size = _writing_size(*(hi - lo))
+    size = size if size > 0 else 1.0  # every point in one place: any box will do
+    width = STROKE_WIDTH_FRACTION * size if stroke_width is None else stroke_width
+    if not width > 0:
+        raise UserError(f"stroke_width must be > 0, received {stroke_width}")
+    margin = MARGIN_FRACTION * size
+    return strokes, (lo[0] - margin, lo[1] - margin, hi[0] + margin, hi[1] + margin), float(width)

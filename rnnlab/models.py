@@ -129,3 +129,63 @@ class SequenceClassifier(nn.Module):
             x = inputs
         out, state = self.rnn(self.drop(x), state)
         return self.head(self.drop(out)), state
+
+
+# Graves 2013 §4.2: "the output derivatives were clipped in the range [-100, 100], and the LSTM derivatives
+# in the range [-10, 10]". Here: the gradient reaching the mixture parameters, and the gradient reaching each
+# LSTM layer's outputs, clamped element-wise during backward.
+OUTPUT_GRAD_CLIP = 100.0
+LSTM_GRAD_CLIP = 10.0
+
+
+def _clamp_grad(tensor: torch.Tensor, bound: float) -> torch.Tensor:
+    if tensor.requires_grad and bound:
+        tensor.register_hook(lambda g: g.clamp(-bound, bound))
+    return tensor
+
+
+class HandwritingPredictor(nn.Module):
+    """Graves 2013 §4, the prediction network: pen offsets ``(B, T, 3)`` -> mixture parameters ``(B, T, 1 + 6M)``
+    for the next offset.
+
+    A stack of LSTM layers with skip connections: the input reaches every layer, and every layer reaches
+    the output layer::
+
+        x ──┬──────────────┬──────────────┐
+            v              v              v
+          [LSTM 1] ──h1──> [LSTM 2] ──h2──> [LSTM 3] ──h3──┐
+            │              │                              v
+            └──────h1──────┴──────h2────────────> [mixture head] -> pi, mu, sigma, rho, e
+
+    No layer feeds back into an earlier one, so each runs over the whole sequence in one call (cuDNN when
+    ``peepholes`` is off). ``clip_gradients`` applies Graves' derivative clipping (constants above).
+    The state is a tuple with one LSTM state per layer.
+    """
+
+    def __init__(self, hidden_size: int = 400, num_layers: int = 3, mixtures: int = 20, peepholes: bool = False,
+                 clip_gradients: bool = True, input_size: int = 3):
+        super().__init__()
+        from .mixture import MixtureHead
+
+        self.input_size = input_size
+        self.clip_gradients = clip_gradients
+        self.layers = nn.ModuleList(
+            Recurrent("lstm", input_size + (hidden_size if k else 0), hidden_size, peepholes=peepholes)
+            for k in range(num_layers))
+        self.head = MixtureHead(hidden_size * num_layers, mixtures)
+
+    def forward(self, x: torch.Tensor, state=None):
+        batch = None if state is None else state[0][0].size(1)
+        check_sequence(x, "pen offsets", self.input_size, batch)
+        outputs, finals, below = [], [], None
+        for k, layer in enumerate(self.layers):
+            inputs = x if below is None else torch.cat([x, below], dim=-1)
+            below, final = layer(inputs, None if state is None else state[k])
+            if self.clip_gradients and self.training:
+                below = _clamp_grad(below, LSTM_GRAD_CLIP)
+            outputs.append(below)
+            finals.append(final)
+        params = self.head(torch.cat(outputs, dim=-1))
+        if self.clip_gradients and self.training:
+            params = _clamp_grad(params, OUTPUT_GRAD_CLIP)
+        return params, tuple(finals)

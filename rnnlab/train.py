@@ -10,7 +10,8 @@ A task object provides::
     task.loss(model, batch, state) -> (loss, state, tokens)
                                           scalar loss to minimise, the state to carry, tokens it covered
     task.evaluate(model) -> dict          validation metrics, at least "loss"
-    task.preview(model) -> str | None     optional: something to show at each evaluation (a sample)
+    task.preview(model, step, run_dir) -> str | None
+                                          optional: something to show at each evaluation (a sample)
 
 Truncated BPTT is the loop's business, not the task's: the state a batch ends with is detached (the
 gradient stops there) and handed to the next batch, until ``reset`` says a new epoch begins. See
@@ -221,7 +222,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
                 log.info("step %d/%d  valid: %s%s", step, total, shown, "  (best, saved)" if improved else "")
                 preview = getattr(task, "preview", None)
                 if preview is not None:
-                    text = preview(model)
+                    text = preview(model, step=step, run_dir=run_dir)
                     if text:
                         log.info("sample at step %d:\n%s", step, text)
                 window_start += time.perf_counter() - eval_start  # tokens/s counts training time only

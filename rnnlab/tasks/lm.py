@@ -106,7 +106,7 @@ class LMTask:
         """Add the task's derived figures (bits per char, perplexity) to a loss in nats per token."""
         return result
 
-    def preview(self, model) -> str:
+    def preview(self, model, step: int = 0, run_dir: str | None = None) -> str:
         if not self.config.preview_length:
             return ""
         generator = torch.Generator(next(model.parameters()).device).manual_seed(self.config.seed)

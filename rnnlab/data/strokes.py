@@ -1,0 +1,432 @@
+"""IAM-OnDB online handwriting: read the distributed layout, pair lines with text, turn pen points into the
+offsets of Graves (2013, §4), split by form, normalise, and cache the result as one ``.npz``.
+
+The layout (``../shared/data/handwriting/SOURCE.md``), from a folder or the ``.tar.xz`` that holds it::
+
+    lineStrokes/a01/a01-000/a01-000u-01.xml ...   one XML per written line: <Stroke>s of <Point x y>
+    ascii/a01/a01-000/a01-000u.txt                one text per form; its CSR: section, one line per XML
+
+Offsets. Points are IAM sensor units, y flipped so that **y points up** (IAM's sensor sits top-left and
+its y grows downwards; rendering can plot (x, y) as is). Row t is the step *into* point t; the first row is
+(0, 0) because the line starts where its first point is. end_of_stroke = 1 on the last point of a stroke,
+so the step after it is a pen-up move::
+
+    strokes (y up)   [p0 p1 p2] [p3 p4]
+    offsets (N, 3)   row:  0       1        2        3        4
+                     dx,dy (0, 0)  p1 - p0  p2 - p1  p3 - p2  p4 - p3      (row 3: the pen travels lifted)
+                     eos   0       0        1        0        1
+
+``offsets_to_points`` sums them back: the first point lands on ``start`` (the origin by default).
+"""
+
+from dataclasses import asdict, dataclass, field
+import hashlib
+import json
+import logging
+import lzma
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+import zlib
+
+import numpy as np
+
+from ..errors import UserError
+from .download import cache_dir
+
+log = logging.getLogger(__name__)
+
+STROKES_DIR, TEXTS_DIR = "lineStrokes", "ascii"
+CACHE_SUBDIR = "iamondb"  # <cache>/iamondb/: the unpacked archive and the preprocessed .npz files
+CACHE_VERSION = 1  # bump when the content of the .npz changes, so old caches are rebuilt, not misread
+LINE_FILE = re.compile(r"(?P<form>.+)-(?P<nn>\d+)\.xml")  # a01-000u-01.xml: form a01-000u, line 01
+TEXT_ID = re.compile(r"[a-z]\d\d-\d\d\d")  # a01-001 in a01-001w / a01-001z: the printed text the writer copied
+LINE_BREAK = "%" * 11  # IAM's line separator inside one CSR line (a08-551z): SOURCE.md's pairing rule
+PLACEHOLDER = "Please Enter Transcription here"  # the whole CSR of z01-000z (SOURCE.md) and z00-001: no text
+# Longest step kept, in sensor units. Graves (2013, §4) "removed steps whose length exceeded a certain
+# threshold" without giving it. Measured on the 11,229 usable lines of the archive: in-stroke steps have
+# median 18, 99.99th percentile 245, max 926; pen-up jumps median 175, 99.9th percentile 1,205, max 2,864;
+# a line is 581 high (median). 1000 (1.7 line heights, 24 std) shortens 542 of 269k pen-up jumps (back to
+# dot an i, or across a wide gap) in 406 lines and no in-stroke step, keeping each step's direction;
+# write-rnn-tensorflow's 500 per axis would cut 3.4 % of the jumps. Shortening rather than dropping lines
+# keeps every transcription.
+MAX_STEP_LENGTH = 1000.0
+# Coordinates in the archive lie in x [-51, 7224], y [93, 9181]; beyond 5x that a file is corrupt.
+MAX_ABS_COORD = 50_000.0
+# Graves's validation set (IAM-OnDB-t1 valid 1) is 1,438 of 12,179 lines (12 %); 10 % of the 1,595
+# distributed forms keeps about 1,100 lines to validate on and 90 % to train on.
+VALID_FRACTION = 0.1
+SKIP_REASONS = {
+    "malformed_xml": "the XML does not parse, or lacks <StrokeSet>, or a point's x/y is not a number",
+    "empty_stroke_set": "the line XML holds no <Point>",
+    "absurd_coordinates": f"a coordinate is not finite or beyond +-{MAX_ABS_COORD:g} sensor units",
+    "unrecognised_name": "an XML under lineStrokes/ not named <form>-<NN>.xml",
+    "unreadable_file": "the line XML, or the form's transcription, cannot be opened (permissions, I/O error)",
+    "no_transcription": "the form has no ascii/**/<form>.txt, or it has no CSR: section",
+    "placeholder_transcription": f"the form's CSR text is IAM's placeholder {PLACEHOLDER!r}",
+    "line_count_mismatch": "the CSR has another number of lines than the form has line XMLs: the pairing is unknown",
+}
+
+
+class UnusableFile(UserError):
+    """A line or transcription file that cannot be used; ``reason`` is a key of SKIP_REASONS."""
+
+    def __init__(self, reason: str, message: str):
+        assert reason in SKIP_REASONS, reason
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Line:
+    """One written line: ids (``a01-000u``, ``a01-000u-01``), its transcription, offsets (N, 3) float32."""
+
+    form_id: str
+    line_id: str
+    text: str
+    offsets: np.ndarray
+
+
+@dataclass
+class ReadReport:
+    """What a read kept and why it skipped the rest. Every line XML is kept or counted in ``skipped``."""
+
+    line_files: int = 0  # XMLs found under lineStrokes/
+    lines: int = 0  # kept
+    skipped: dict = field(default_factory=dict)  # reason (SKIP_REASONS) -> line XMLs skipped for it
+    examples: dict = field(default_factory=dict)  # reason -> the first file skipped for it, to look at
+    clipped_steps: int = 0  # steps shortened to MAX_STEP_LENGTH
+    clipped_lines: int = 0
+    unused_transcriptions: int = 0  # ascii texts of forms with no line XML (177 in the archive)
+
+    def skip(self, reason: str, path: str, count: int = 1, detail: str = "") -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+        self.examples.setdefault(reason, path)
+        log.debug("skipping %s (%s): %s", path, reason, detail or SKIP_REASONS[reason])
+
+
+# ------------------------------------------------------------------------------ points and offsets
+
+
+def read_line_strokes(path: str) -> np.ndarray:
+    """Points of one line XML as (N, 3) float64: x, y **up** (negated IAM y), end_of_stroke; sensor units.
+    Raises UnusableFile (malformed_xml, empty_stroke_set, absurd_coordinates)."""
+    try:
+        stroke_set = ET.parse(path).getroot().find("StrokeSet")
+    except ET.ParseError as e:
+        raise UnusableFile("malformed_xml", f"{path}: {e}") from None
+    except OSError as e:
+        raise UnusableFile("unreadable_file", f"{path}: {e.strerror}") from None
+    if stroke_set is None:
+        raise UnusableFile("malformed_xml", f"{path}: no <StrokeSet> element")
+    rows = []
+    for stroke in stroke_set.iter("Stroke"):
+        points = stroke.findall("Point")  # a <Stroke> without points adds no pen lift: it is not a stroke
+        try:
+            rows += [(float(p.get("x")), -float(p.get("y")), 0.0) for p in points]
+        except (TypeError, ValueError):
+            raise UnusableFile("malformed_xml", f"{path}: a <Point> lacks a numeric x or y") from None
+        if points:
+            rows[-1] = rows[-1][:2] + (1.0,)
+    if not rows:
+        raise UnusableFile("empty_stroke_set", f"{path}: no <Point> in the <StrokeSet>")
+    points = np.asarray(rows, dtype=np.float64)
+    if not np.all(np.abs(points[:, :2]) <= MAX_ABS_COORD):  # also catches nan and inf
+        raise UnusableFile("absurd_coordinates", f"{path}: a coordinate is beyond +-{MAX_ABS_COORD:g} or not finite")
+    return points
+
+
+def points_to_offsets(points: np.ndarray) -> np.ndarray:
+    """(N, 3) absolute (x, y, eos) -> (N, 3) float32 (dx, dy, eos); the first row's (dx, dy) is (0, 0)."""
+    offsets = np.zeros(points.shape, dtype=np.float32)
+    offsets[1:, :2] = np.diff(points[:, :2], axis=0)
+    offsets[:, 2] = points[:, 2]
+    return offsets
+
+
+def offsets_to_points(offsets: np.ndarray, start=(0.0, 0.0)) -> np.ndarray:
+    """(N, 3) offsets -> (N, 3) float64 absolute (x, y up, eos), the first point at ``start``."""
+    points = np.array(offsets, dtype=np.float64)
+    points[:, :2] = np.cumsum(points[:, :2], axis=0) + np.asarray(start, dtype=np.float64)
+    return points
+
+
+def clip_steps(offsets: np.ndarray, max_length: float | None = MAX_STEP_LENGTH) -> tuple[np.ndarray, int]:
+    """Shorten every step longer than ``max_length`` to that length, keeping its direction; None keeps
+    all. Returns the (N, 3) offsets (a copy when any step changes) and the number of steps shortened."""
+    if max_length is None:
+        return offsets, 0
+    length = np.hypot(offsets[:, 0], offsets[:, 1])
+    long = length > max_length
+    if not long.any():
+        return offsets, 0
+    offsets = offsets.copy()
+    offsets[long, :2] *= (max_length / length[long])[:, None].astype(offsets.dtype)
+    return offsets, int(long.sum())
+
+
+# ---------------------------------------------------------------------------------- the layout
+
+
+def read_transcription(path: str) -> list[str]:
+    """The CSR lines of a form's ascii text, IAM's %%% separator read as a line break (SOURCE.md)."""
+    try:
+        with open(path, encoding="latin-1") as f:
+            text = f.read()
+    except OSError as e:
+        raise UnusableFile("unreadable_file", f"{path}: {e.strerror}") from None
+    if "CSR:" not in text:
+        raise UnusableFile("no_transcription", f"{path}: no CSR: section")
+    csr = text.split("CSR:", 1)[1].replace(LINE_BREAK, "\n")
+    return [line.strip() for line in csr.split("\n") if line.strip()]
+
+
+def read_iamondb(root: str, max_step: float | None = MAX_STEP_LENGTH) -> tuple[list[Line], ReadReport]:
+    """Read the folder holding ``lineStrokes/`` and ``ascii/``: the usable lines sorted by line id, and
+    the report of what was skipped. A folder without the layout or without one usable line is a UserError."""
+    root = layout_root(root)
+    report, forms, texts = ReadReport(), {}, {}
+    for dirpath, _, names in os.walk(os.path.join(root, STROKES_DIR)):
+        for name in (n for n in names if n.endswith(".xml")):
+            report.line_files += 1
+            match = LINE_FILE.fullmatch(name)
+            if match is None:
+                report.skip("unrecognised_name", os.path.join(dirpath, name))
+            else:
+                forms.setdefault(match["form"], []).append((int(match["nn"]), os.path.join(dirpath, name)))
+    for dirpath, _, names in os.walk(os.path.join(root, TEXTS_DIR)):
+        texts.update((n[:-4], os.path.join(dirpath, n)) for n in names if n.endswith(".txt"))
+    report.unused_transcriptions = len(texts.keys() - forms.keys())
+    if not report.line_files:
+        raise UserError(f"{root}/{STROKES_DIR} holds no line XML; give the IAM-OnDB folder or its .tar.xz")
+    lines = []
+    for form_id, files in sorted(forms.items()):
+        files.sort()  # by NN: the CSR lines are in writing order
+        try:
+            if form_id not in texts:
+                raise UnusableFile("no_transcription", f"no {TEXTS_DIR}/**/{form_id}.txt")
+            csr = read_transcription(texts[form_id])
+            if csr == [PLACEHOLDER]:
+                raise UnusableFile("placeholder_transcription", f"{texts[form_id]} holds only the placeholder")
+            if len(csr) != len(files):
+                raise UnusableFile("line_count_mismatch", f"{len(csr)} CSR lines for {len(files)} line XMLs")
+        except UnusableFile as e:
+            report.skip(e.reason, files[0][1], count=len(files), detail=f"{len(files)} lines of {form_id}: {e}")
+            continue
+        for (_, path), text in zip(files, csr):
+            try:
+                offsets = points_to_offsets(read_line_strokes(path))
+            except UnusableFile as e:
+                report.skip(e.reason, path, detail=str(e))
+                continue
+            offsets, clipped = clip_steps(offsets, max_step)
+            report.clipped_steps += clipped
+            report.clipped_lines += clipped > 0
+            lines.append(Line(form_id, os.path.basename(path)[:-4], text, offsets))
+    report.lines = len(lines)
+    log.info("read %d lines of %d forms from %s; skipped %d line XMLs %s; shortened %d steps longer than %s "
+             "units in %d lines", len(lines), len({l.form_id for l in lines}), root, sum(report.skipped.values()),
+             report.skipped, report.clipped_steps, max_step, report.clipped_lines)
+    if not lines:
+        raise UserError(f"no usable line in {root} (skipped: {report.skipped}, e.g. {report.examples}); "
+                        f"check that it is the IAM-OnDB lineStrokes/ + ascii/ layout")
+    return lines, report
+
+
+def layout_root(path: str) -> str:
+    """``path``, or its only sub-folder, when it holds ``lineStrokes/`` and ``ascii/``; else a UserError."""
+    if not os.path.isdir(path):
+        raise UserError(f"{path} is not a folder; give the folder holding {STROKES_DIR}/ and {TEXTS_DIR}/")
+    children = sorted(os.listdir(path))
+    for candidate in [path] + [os.path.join(path, c) for c in children]:
+        if all(os.path.isdir(os.path.join(candidate, d)) for d in (STROKES_DIR, TEXTS_DIR)):
+            return candidate
+    raise UserError(f"{path} does not hold the IAM-OnDB layout: expected folders {STROKES_DIR}/ and "
+                    f"{TEXTS_DIR}/, found {children[:8] or 'nothing'}; give the folder that holds them or "
+                    f"the archive iamondb_lineStrokes_ascii.tar.xz")
+
+
+# ------------------------------------------------------------------- split and normalisation
+
+
+def split_by_form(lines: list[Line], valid_fraction: float = VALID_FRACTION) -> tuple[list[Line], list[Line]]:
+    """(train, valid): a form goes to validation when a sha256 of its text id (``a01-001`` for ``a01-001w``)
+    falls below ``valid_fraction``. Forms are never split, and writers who copied the same printed text stay
+    together, so no validation text was seen in training; a form's side never depends on the other forms."""
+    if not 0.0 <= valid_fraction < 1.0:
+        raise UserError(f"valid_fraction must be in [0, 1), got {valid_fraction}; 0.1 keeps 10 % to validate")
+
+    def in_valid(form_id: str) -> bool:
+        match = TEXT_ID.match(form_id)
+        digest = hashlib.sha256((match[0] if match else form_id).encode()).digest()
+        return int.from_bytes(digest[:8], "big") < valid_fraction * 2**64
+
+    side = {form: in_valid(form) for form in {line.form_id for line in lines}}
+    train = [line for line in lines if not side[line.form_id]]
+    valid = [line for line in lines if side[line.form_id]]
+    n_valid = sum(side.values())
+    log.info("split by form (sha256 of the text id < %g -> validation): %d train lines of %d forms, %d validation "
+             "lines of %d forms", valid_fraction, len(train), len(side) - n_valid, len(valid), n_valid)
+    return train, valid
+
+
+@dataclass(frozen=True)
+class StrokeStats:
+    """Mean and std of (dx, dy) over the training lines (their first rows, the fixed (0, 0), left out),
+    stored with a model: ``normalise`` gives the unit-variance inputs of Graves (2013, §4)."""
+
+    mean_dx: float
+    mean_dy: float
+    std_dx: float
+    std_dy: float
+
+    @classmethod
+    def from_lines(cls, lines: list[Line]) -> "StrokeStats":
+        steps = np.concatenate([line.offsets[1:, :2] for line in lines] or [np.zeros((0, 2))]).astype(np.float64)
+        if len(steps) < 2:
+            raise UserError(f"normalisation needs at least 2 pen steps, the {len(lines)} lines given hold {len(steps)}")
+        mean, std = steps.mean(axis=0), steps.std(axis=0)
+        return cls(float(mean[0]), float(mean[1]), float(std[0]), float(std[1]))
+
+    def normalise(self, offsets: np.ndarray) -> np.ndarray:
+        """(..., 3) offsets -> (..., 3) with (dx, dy) standardised; end_of_stroke unchanged."""
+        return (offsets - self._shift(offsets)) / self._scale(offsets)
+
+    def denormalise(self, offsets: np.ndarray) -> np.ndarray:
+        return offsets * self._scale(offsets) + self._shift(offsets)
+
+    def _shift(self, like):
+        return np.array([self.mean_dx, self.mean_dy, 0.0], dtype=like.dtype)
+
+    def _scale(self, like):
+        return np.array([self.std_dx, self.std_dy, 1.0], dtype=like.dtype)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StrokeStats":
+        names = [f for f in cls.__dataclass_fields__]
+        if sorted(d) != sorted(names) or not all(isinstance(d[k], (int, float)) for k in names):
+            raise UserError(f"stroke statistics need exactly the numbers {names}, got {d}; the run folder's "
+                            f"config is damaged or from another version")
+        if not (d["std_dx"] > 0 and d["std_dy"] > 0):
+            raise UserError(f"stroke statistics need positive std_dx and std_dy, got {d}")
+        return cls(**{k: float(d[k]) for k in names})
+
+
+# ---------------------------------------------------------------------- archive and .npz cache
+
+
+def load_iamondb(source: str, cache_root: str | None = None, max_step: float | None = MAX_STEP_LENGTH,
+                 refresh: bool = False) -> tuple[list[Line], ReadReport]:
+    """Lines and report from the IAM-OnDB folder or ``.tar.xz`` at ``source``, through the cache
+    ``<cache_root or $RNNLAB_DATA or ~/.cache/rnnlab>/iamondb/``: the archive is unpacked there once and
+    the lines are stored as ``lines-v<CACHE_VERSION>-<key>.npz``, the key hashing the source's path, size
+    and mtime (every file's, for a folder) and ``max_step``. ``refresh`` rebuilds the .npz."""
+    source = os.path.abspath(os.path.expanduser(source))
+    if not os.path.exists(source):
+        raise UserError(f"{source} does not exist; give the IAM-OnDB folder or iamondb_lineStrokes_ascii.tar.xz")
+    folder = os.path.join(cache_root or cache_dir(), CACHE_SUBDIR)
+    key = _fingerprint(source, max_step)
+    cached = os.path.join(folder, f"lines-v{CACHE_VERSION}-{key}.npz")
+    if os.path.isfile(cached) and not refresh:
+        try:
+            return _load_npz(cached)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            log.warning("cache %s is unreadable (%s); rebuilding it", cached, e)
+    root = _unpack(source, folder, key) if os.path.isfile(source) else source
+    lines, report = read_iamondb(root, max_step)
+    _save_npz(cached, lines, report)
+    return lines, report
+
+
+def _fingerprint(source: str, max_step) -> str:
+    parts = [source, str(CACHE_VERSION), repr(max_step)]
+    if os.path.isfile(source):
+        parts += [str(os.path.getsize(source)), str(os.stat(source).st_mtime_ns)]
+    else:  # an edit anywhere below must change the key: 13k stats take well under a second
+        for dirpath, dirs, names in os.walk(source):
+            dirs.sort()
+            for name in sorted(names):
+                stat = os.stat(os.path.join(dirpath, name))
+                parts.append(f"{os.path.relpath(os.path.join(dirpath, name), source)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _unpack(archive: str, folder: str, key: str) -> str:
+    """Extract ``archive`` once into ``folder/tree-<key>`` (via a temporary folder renamed when complete)."""
+    target = os.path.join(folder, f"tree-{key}")
+    if not os.path.isdir(target):
+        os.makedirs(folder, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".unpacking-", dir=folder)
+        try:
+            log.info("unpacking %s into %s", archive, target)
+            with tarfile.open(archive, "r:*") as tar:
+                for member in tar:  # regular files with relative names only: no links, no escape by ".."
+                    name = os.path.normpath(member.name)
+                    if member.isfile() and not os.path.isabs(name) and not name.startswith(".."):
+                        os.makedirs(os.path.join(tmp, os.path.dirname(name)), exist_ok=True)
+                        with tar.extractfile(member) as src, open(os.path.join(tmp, name), "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+            os.rename(tmp, target)  # atomic: a crash leaves only .unpacking-*, never a partial tree-<key>
+        except (tarfile.TarError, lzma.LZMAError, EOFError, zlib.error) as e:
+            raise UserError(f"{archive} is not a readable tar archive ({e}); give iamondb_lineStrokes_ascii.tar.xz "
+                            f"as distributed or the folder unpacked from it") from None
+        except OSError:
+            if not os.path.isdir(target):  # else another process finished the same unpacking first
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return layout_root(target)
+
+
+def _save_npz(path: str, lines: list[Line], report: ReadReport) -> None:
+    """Ragged lines as one (sum N, 3) array cut at ``bounds`` (L + 1,); strings as unicode arrays: no pickle."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.part-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the temporary name
+            np.savez(f, version=np.int64(CACHE_VERSION), offsets=np.concatenate([l.offsets for l in lines]),
+                     bounds=np.cumsum([0] + [len(l.offsets) for l in lines]), form_ids=np.array([l.form_id for l in lines]),
+                     line_ids=np.array([l.line_id for l in lines]), texts=np.array([l.text for l in lines]),
+                     report=np.array(json.dumps(asdict(report))))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    log.info("cached %d lines in %s", len(lines), path)
+
+
+def _load_npz(path: str) -> tuple[list[Line], ReadReport]:
+    with np.load(path, allow_pickle=False) as z:
+        if int(z["version"]) != CACHE_VERSION:
+            raise ValueError(f"cache version {int(z['version'])}, expected {CACHE_VERSION}")
+        offsets, bounds = z["offsets"], z["bounds"]
+        lines = [Line(str(f), str(i), str(t), offsets[a:b])
+                 for f, i, t, a, b in zip(z["form_ids"], z["line_ids"], z["texts"], bounds[:-1], bounds[1:])]
+        report = ReadReport(**json.loads(str(z["report"])))
+    log.info("loaded %d lines from the cache %s", len(lines), path)
+    return lines, report
+
+
+@dataclass
+class StrokeSplits:
+    """Training and validation lines, the statistics of the training lines only, and the read report."""
+
+    train: list[Line]
+    valid: list[Line]
+    stats: StrokeStats
+    report: ReadReport
+
+
+def load_splits(source: str, valid_fraction: float = VALID_FRACTION, cache_root: str | None = None,
+                max_step: float | None = MAX_STEP_LENGTH) -> StrokeSplits:
+    """``load_iamondb`` + ``split_by_form`` + ``StrokeStats.from_lines`` on the training side."""
+    lines, report = load_iamondb(source, cache_root, max_step)
+    train, valid = split_by_form(lines, valid_fraction)
+    return StrokeSplits(train, valid, StrokeStats.from_lines(train), report)
