@@ -94,6 +94,9 @@ def _sample(args) -> None:
     if args.length < 0 or args.num_samples < 1:
         raise UserError("--length must be >= 0 and --num-samples >= 1")
     run = checkpoint.load_run(args.run, device=_device(args.device))
+    if hasattr(run.task, "write"):
+        _sample_strokes(run, args)
+        return
     if not hasattr(run.task, "default_prime"):
         raise UserError(f"{args.run} holds a {run.task.NAME} run, which has no text sampling")
     if args.prime is not None and not run.vocab.tokenize(args.prime):
@@ -121,6 +124,21 @@ def _sample(args) -> None:
         out.flush()
 
 
+def _sample_strokes(run, args) -> None:
+    """Handwriting: ``--length`` points, unconditional, drawn to ``-o`` (.svg or .png)."""
+    from .draw import save_strokes, stroke_image_format
+
+    if not args.output:
+        raise UserError("a handwriting run draws its sample: give -o out.svg (or .png)")
+    stroke_image_format(args.output)  # a bad extension fails before sampling
+    if args.bias < 0:
+        raise UserError(f"--bias must be >= 0 (0 = plain sampling, larger = neater), got {args.bias}")
+    generator = torch.Generator(next(run.model.parameters()).device)
+    generator.manual_seed(args.seed if args.seed is not None else torch.seed())
+    save_strokes(run.task.write(run.model, run.config, args.length, args.bias, generator), args.output)
+    print(f"wrote {args.output}")
+
+
 def _evaluate(args) -> None:
     run = checkpoint.load_run(args.run, device=_device(args.device))
     result = run.task.evaluate_run(run, args.data, args.split)
@@ -136,6 +154,9 @@ def _evaluate(args) -> None:
             print(f"{name:<{width}}" + "".join(f"{c:>9,}" for c in row))
     elif "mse" in result:
         print(f"{result['data']}: mean squared error {result['mse']:.5f} over {result['sequences']:,} sequences")
+    elif "nats_per_line" in result:
+        print(f"{result['data']} ({result['split']}): {result['nats_per_line']:.1f} nats per line, "
+              f"{result['nats_per_point']:.4f} per point, over {result['lines']:,} lines")
     elif "perplexity" in result:
         print(f"{result['data']} ({result['split']}): perplexity {result['perplexity']:.2f}, "
               f"{result['loss']:.4f} nats/word over {result['tokens']:,} tokens")
@@ -205,20 +226,23 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate text from a trained run")
     s.add_argument("run", metavar="RUN_DIR")
     s.add_argument("--prime", help="text to start from (default: a newline)")
-    s.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    s.add_argument("--length", type=int, default=500, help="tokens (handwriting: points) to generate (default 500)")
     s.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1)")
     s.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest (0 = all)")
     s.add_argument("--top-p", type=float, default=1.0, help="sample within probability mass p (1 = all)")
     s.add_argument("--seed", type=int, help="same seed, same text (default: random)")
     s.add_argument("--num-samples", type=int, default=1)
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    s.add_argument("-o", "--output", help="handwriting: the drawing to write (.svg or .png)")
+    s.add_argument("--bias", type=float, default=0.0, help="handwriting: Graves' sampling bias (0 = plain)")
     s.set_defaults(run_command=_sample)
 
     e = sub.add_parser("evaluate", help="score a trained run on its validation split or on --data")
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("--data", help="charlm: a text to score instead of the validation split; "
                                   "wordlm: a corpus folder or dataset name instead of the run's")
-    e.add_argument("--split", choices=["valid", "test"], default="valid", help="wordlm: which split (default valid)")
+    e.add_argument("--split", choices=["valid", "test", "all"], default="valid",
+                   help="wordlm: valid or test; handwriting: valid, or all = every line at --data (default valid)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     e.set_defaults(run_command=_evaluate)

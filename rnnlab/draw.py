@@ -231,7 +231,7 @@ def _stroke_layout(offsets, stroke_width: float | None) -> tuple[list, tuple, fl
     """Validated ``offsets`` -> (strokes as absolute ``(n, 2)`` arrays, box ``(x0, y0, x1, y1)``, pen width)."""
     import numpy as np
 
-    from .data.hershey import offsets_to_absolute  # the IAM-OnDB reader's conversion will replace this
+    from .data.strokes import offsets_to_points
 
     if hasattr(offsets, "detach"):  # a torch tensor, possibly on a GPU or with a graph
         offsets = offsets.detach().cpu().numpy()
@@ -243,7 +243,7 @@ def _stroke_layout(offsets, stroke_width: float | None) -> tuple[list, tuple, fl
     if bad.any():
         raise UserError(f"strokes hold {bad.sum()} rows with NaN or Inf (first: row {np.flatnonzero(bad)[0]}); "
                         f"nothing was drawn: check the sampler or the data that produced them")
-    points = offsets_to_absolute(offsets)
+    points = offsets_to_points(offsets)
     ends = np.flatnonzero(points[:, 2] > 0.5) + 1  # a stroke ends on its end_of_stroke row
     strokes = [s[:, :2] for s in np.split(points, ends) if len(s)]
     lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)

@@ -7,7 +7,8 @@ import torch
 from HersheyFonts import HersheyFonts
 
 from rnnlab.data import hershey
-from rnnlab.data.hershey import (MAX_STEP, WORDS, Style, absolute_to_offsets, offsets_to_absolute, random_lines,
+from rnnlab.data.strokes import offsets_to_points
+from rnnlab.data.hershey import (MAX_STEP, WORDS, Style, absolute_to_offsets, random_lines,
                                  render_text)
 from rnnlab.errors import UserError
 
@@ -31,7 +32,7 @@ def font_reference(text, scale=1.0, spacing=0.0, slant_deg=0.0):
 
 
 def split_strokes(offsets):
-    points = offsets_to_absolute(offsets)
+    points = offsets_to_points(offsets)
     return [s[:, :2] for s in np.split(points, np.flatnonzero(points[:, 2] == 1) + 1) if len(s)]
 
 
@@ -71,7 +72,7 @@ def test_character_bounds_cover_the_points_in_order_left_to_right():
     assert bounds[0, 0] == 0 and bounds[-1, 1] == len(line.offsets)
     assert (bounds[1:, 0] == bounds[:-1, 1]).all()  # contiguous, in order
     assert bounds[text.index(" ")].tolist() == [bounds[5, 0]] * 2  # the space draws nothing
-    points = offsets_to_absolute(line.offsets)
+    points = offsets_to_points(line.offsets)
     extents = [(points[a:b, 0].min(), points[a:b, 0].max()) for a, b in bounds if b > a]
     assert len(extents) == len(text) - 1
     for (lo0, hi0), (lo1, hi1) in zip(extents, extents[1:]):
@@ -100,7 +101,7 @@ def test_random_style_stays_in_range_and_jitter_has_its_std():
         assert hershey.SPACING[0] <= style.spacing <= hershey.SPACING[1]
     noisy = render_text(TEXT, rng, style=Style(jitter=0.5))
     clean = render_text(TEXT, style=Style())
-    noise = offsets_to_absolute(noisy.offsets)[:, :2] - offsets_to_absolute(clean.offsets)[:, :2]
+    noise = offsets_to_points(noisy.offsets)[:, :2] - offsets_to_points(clean.offsets)[:, :2]
     assert noise.std() == pytest.approx(0.5, rel=0.1)
     assert np.array_equal(noisy.offsets[:, 2], clean.offsets[:, 2])
 
@@ -119,9 +120,9 @@ def test_unknown_characters_are_all_listed():
 
 def test_offsets_absolute_round_trip():
     offsets = np.array([[1, 2, 0], [3, -1, 1], [-2, 0, 1]], dtype=np.float32)
-    assert offsets_to_absolute(offsets).tolist() == [[1, 2, 0], [4, 1, 1], [2, 1, 1]]
+    assert offsets_to_points(offsets).tolist() == [[1, 2, 0], [4, 1, 1], [2, 1, 1]]
     line = render_text(TEXT, np.random.default_rng(0))
-    back = absolute_to_offsets(offsets_to_absolute(line.offsets))
+    back = absolute_to_offsets(offsets_to_points(line.offsets))
     assert back.dtype == np.float32
     np.testing.assert_allclose(back, line.offsets, atol=1e-5)
 

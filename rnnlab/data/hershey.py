@@ -93,17 +93,9 @@ class HandwrittenLine:
     style: Style
 
 
-def offsets_to_absolute(offsets) -> np.ndarray:
-    """``(N, 3)`` offsets -> ``(N, 3)`` absolute ``(x, y, end_of_stroke)``: a cumulative sum from (0, 0).
-
-    A stand-in until the IAM-OnDB reader (``rnnlab/data/strokes.py``) provides the format's conversions.
-    """
-    offsets = np.asarray(offsets, dtype=np.float64)
-    return np.concatenate([np.cumsum(offsets[:, :2], axis=0), offsets[:, 2:]], axis=1)
-
-
 def absolute_to_offsets(points) -> np.ndarray:
-    """``(N, 3)`` absolute ``(x, y, end_of_stroke)`` -> float32 ``(N, 3)`` offsets; inverse of the above."""
+    """``(N, 3)`` absolute ``(x, y, end_of_stroke)`` -> float32 ``(N, 3)`` offsets, the first from the origin;
+    ``strokes.offsets_to_points`` is the inverse."""
     points = np.asarray(points, dtype=np.float64)
     xy = np.diff(points[:, :2], axis=0, prepend=np.zeros((1, 2)))
     return np.concatenate([xy, points[:, 2:]], axis=1).astype(np.float32)

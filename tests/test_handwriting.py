@@ -1,0 +1,88 @@
+"""The handwriting prediction network: it learns synthetic lines, and the CLI trains, samples and evaluates."""
+
+import json
+import os
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab import checkpoint
+from rnnlab.cli import main
+from rnnlab.config import override
+from rnnlab.models import HandwritingPredictor
+from rnnlab.tasks import handwriting
+from rnnlab.train import train
+
+from conftest import shared_data
+
+TINY = {"hidden_size": 32, "num_layers": 2, "mixtures": 5, "synthetic_lines": 12, "valid_fraction": 0.25,
+        "batch_size": 9, "optimizer": "adam", "lr": 1e-2, "clip": 10.0, "sample_points": 30, "device": "cpu"}
+
+
+def test_a_tiny_prediction_model_overfits_a_few_synthetic_lines(tmp_path):
+    config = override(handwriting.Config(), {**TINY, "max_steps": 150, "eval_interval": 150}, "test")
+    torch.manual_seed(0)
+    task = handwriting.Task(config)
+    model = handwriting.build_model(task.config, task.vocab)
+    train_set = handwriting.evaluate_lines(model, task.train, 9)
+    checkpoint.save_run_files(str(tmp_path), "handwriting", task.config, task.vocab)
+    train(model, task, task.config, str(tmp_path))
+    after = handwriting.evaluate_lines(model, task.train, 9)
+    # Normalised offsets: a unit Gaussian scores about 2.8 nats per point and the pen about 0.2; learning the
+    # glyph shapes of 9 lines takes it far below that.
+    assert train_set["nats_per_point"] > 2.0 and after["nats_per_point"] < 0.0, (train_set, after)
+    assert after["nats_per_line"] == pytest.approx(after["nats_per_point"] * after["points"] / after["lines"])
+    assert os.path.exists(tmp_path / "samples" / "step-0000150.svg")
+
+
+def test_skip_connections_feed_every_layer_and_the_head():
+    model = HandwritingPredictor(hidden_size=8, num_layers=3, mixtures=2)
+    assert [layer.input_size for layer in model.layers] == [3, 3 + 8, 3 + 8]
+    assert model.head.linear.in_features == 3 * 8
+    y, state = model(torch.zeros(2, 5, 3))
+    assert y.shape == (2, 5, 1 + 6 * 2) and len(state) == 3
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_derivative_clipping_bounds_the_output_gradient(clip):
+    """Graves 2013 §4.2: output derivatives clipped to [-100, 100] (a hook on the mixture parameters)."""
+    torch.manual_seed(0)
+    model = HandwritingPredictor(hidden_size=4, num_layers=1, mixtures=1, clip_gradients=clip).train()
+    y, _ = model(torch.zeros(1, 3, 3))
+    seen = []
+    y.register_hook(lambda g: seen.append(g.abs().max().item()))  # runs after the model's own hook
+    (1e6 * y).sum().backward()
+    assert seen == [100.0] if clip else seen == [1e6]
+
+
+def test_cli_train_sample_evaluate(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    sets = [f"{k}={v}" for k, v in TINY.items() if k != "device"] + ["eval_interval=10"]
+    assert main(["train", "handwriting", "--out", out, "--max-steps", "10", "--set", *sets]) == 0
+    header = json.load(open(os.path.join(out, "config.json")))["config"]
+    assert header["std_dx"] != 1.0 and header["std_dy"] > 0  # the training split's statistics are stored
+    svg = str(tmp_path / "hand.svg")
+    assert main(["sample", out, "-o", svg, "--length", "40", "--seed", "3", "--bias", "1.5"]) == 0
+    paths = [e for e in ET.parse(svg).iter() if e.tag.endswith("path")]
+    assert len(paths) >= 1
+    capsys.readouterr()
+    assert main(["evaluate", out, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["lines"] == 3 and np.isfinite(result["nats_per_line"]) and "nats_per_point" in result
+    assert main(["sample", out, "-o", str(tmp_path / "hand.gif")]) == 2
+    assert main(["sample", out, "-o", svg, "--bias", "-1"]) == 2
+
+
+def test_evaluate_all_lines_of_the_iamondb_sample(tmp_path, capsys, monkeypatch):
+    sample = shared_data("handwriting", "iamondb-sample")
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
+    out = str(tmp_path / "run")
+    sets = [f"{k}={v}" for k, v in TINY.items() if k not in ("device", "synthetic_lines", "valid_fraction")]
+    assert main(["train", "handwriting", "--data", sample, "--out", out, "--max-steps", "3", "--set", *sets,
+                 "eval_interval=3", "valid_fraction=0.3"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", out, "--data", sample, "--split", "all", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["lines"] == 32 and np.isfinite(result["nats_per_line"])
