@@ -62,7 +62,7 @@ def _train(args) -> None:
         summary = train(model, task, config, args.out, resume=args.resume)
     log.info("done: %d steps in %.1f s, best validation loss %.4f, %d non-finite steps skipped; next: rnnlab %s %s",
              summary["steps"], summary["seconds"], summary["best_valid_loss"], summary["skipped_steps"],
-             "sample" if hasattr(module, "default_prime") else "evaluate", args.out)
+             "sample" if hasattr(module, "default_prime") or hasattr(module, "write") else "evaluate", args.out)
 
 
 def _existing_run(out: str):
