@@ -26,7 +26,7 @@ def check_sequence(x: torch.Tensor, name: str, feature_size: int | None, batch_s
         if feature_size is None and x.dim() == 3:
             hint = " It looks like features or one-hot vectors; this model takes integer token ids."
         elif feature_size is not None and x.dim() == 2:
-            hint = f" For a single feature add one with x.unsqueeze(-1); for token ids use an embedding model."
+            hint = " For a single feature add one with x.unsqueeze(-1); for token ids use an embedding model."
         raise ShapeError(
             f"{name} must have shape {expected}, batch first, but got {_fmt(x.shape)}.{hint}"
         )

@@ -2,7 +2,6 @@
 JSONL data, shape errors that name the fix, and the CLI."""
 
 import json
-import os
 
 import pytest
 import torch

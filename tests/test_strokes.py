@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_data
+from rnnlab.data import iamondb as db
 from rnnlab.data import strokes as st
 from rnnlab.errors import UserError
 
@@ -155,7 +156,7 @@ def test_paths_without_the_layout_are_user_errors(tmp_path):
                           (tmp_path / "not.tar.xz", "not a readable tar"), (bare, "holds no line XML"),
                           (placeholders, "no usable line")]:
         with pytest.raises(UserError, match=message):
-            st.load_iamondb(str(path), cache_root=str(tmp_path / "cache"))
+            db.load_iamondb(str(path), cache_root=str(tmp_path / "cache"))
 
 
 # ------------------------------------------------------------------- split, statistics, cache
@@ -178,7 +179,7 @@ def test_split_is_deterministic_disjoint_and_by_text(sample_lines):
 
 
 def test_stats_come_from_the_training_split_only(sample, tmp_path):
-    splits = st.load_splits(sample, valid_fraction=0.5, cache_root=str(tmp_path))
+    splits = db.load_splits(sample, valid_fraction=0.5, cache_root=str(tmp_path))
     assert splits.train and splits.valid
     steps = np.concatenate([l.offsets[1:, :2] for l in splits.train]).astype(np.float64)
     mean, std = steps.mean(0), steps.std(0)
@@ -198,19 +199,19 @@ def test_stats_come_from_the_training_split_only(sample, tmp_path):
 
 def test_npz_cache_round_trip_without_pickle(sample, sample_lines, tmp_path, monkeypatch):
     monkeypatch.setenv("RNNLAB_DATA", str(tmp_path))  # the default cache root
-    lines, report = st.load_iamondb(sample)
+    lines, report = db.load_iamondb(sample)
     _same(lines, sample_lines[0])
     (cached,) = [p for p in os.listdir(tmp_path / "iamondb") if p.endswith(".npz")]
-    assert cached.startswith(f"lines-v{st.CACHE_VERSION}-")
+    assert cached.startswith(f"lines-v{db.CACHE_VERSION}-")
     with np.load(tmp_path / "iamondb" / cached, allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
-    monkeypatch.setattr(st, "read_iamondb", lambda *a, **k: pytest.fail("the second load must use the cache"))
-    again, report_again = st.load_iamondb(sample)
+    monkeypatch.setattr(db, "read_iamondb", lambda *a, **k: pytest.fail("the second load must use the cache"))
+    again, report_again = db.load_iamondb(sample)
     _same(again, sample_lines[0])
     assert report_again == report
     (tmp_path / "iamondb" / cached).write_bytes(b"truncated")  # a damaged cache is rebuilt, not trusted
-    monkeypatch.setattr(st, "read_iamondb", lambda *a, **k: sample_lines)
-    assert st.load_iamondb(sample)[0] is sample_lines[0]
+    monkeypatch.setattr(db, "read_iamondb", lambda *a, **k: sample_lines)
+    assert db.load_iamondb(sample)[0] is sample_lines[0]
 
 
 def test_reading_a_tar_xz_equals_reading_the_folder(sample, sample_lines, tmp_path):
@@ -222,7 +223,7 @@ def test_reading_a_tar_xz_equals_reading_the_folder(sample, sample_lines, tmp_pa
         evil.size = 3
         tar.addfile(evil, io.BytesIO(b"bad"))
     cache = tmp_path / "cache"
-    lines, report = st.load_iamondb(str(archive), cache_root=str(cache))
+    lines, report = db.load_iamondb(str(archive), cache_root=str(cache))
     _same(lines, sample_lines[0])
     assert report.skipped == {} and report.lines == 32
     assert sorted(p[:5] for p in os.listdir(cache / "iamondb")) == ["lines", "tree-"]  # no .unpacking-* left
@@ -232,8 +233,8 @@ def test_reading_a_tar_xz_equals_reading_the_folder(sample, sample_lines, tmp_pa
 def test_the_cache_key_follows_the_files(tmp_path):
     root = _fake_tree(tmp_path / "db", {"a01-100a": {"a01-100a-01.xml": GOOD}}, {"a01-100a": ["before"]})
     cache = str(tmp_path / "cache")
-    assert st.load_iamondb(root, cache_root=cache)[0][0].text == "before"
+    assert db.load_iamondb(root, cache_root=cache)[0][0].text == "before"
     _fake_tree(tmp_path / "db", {}, {"a01-100a": ["after, a longer text"]})  # an edit deep in ascii/
-    assert st.load_iamondb(root, cache_root=cache)[0][0].text == "after, a longer text"
-    st.load_iamondb(root, cache_root=cache, max_step=None)  # another threshold, another cache file
+    assert db.load_iamondb(root, cache_root=cache)[0][0].text == "after, a longer text"
+    db.load_iamondb(root, cache_root=cache, max_step=None)  # another threshold, another cache file
     assert len([p for p in os.listdir(os.path.join(cache, "iamondb")) if p.endswith(".npz")]) == 3

@@ -13,7 +13,7 @@ from rnnlab import checkpoint
 from rnnlab.cli import main
 from rnnlab.config import override
 from rnnlab.data.words import load_corpus
-from rnnlab.errors import UserError
+
 from rnnlab.optim import build_optimizer
 from rnnlab.tasks import wordlm
 from rnnlab.tasks.lm import eval_stream, evaluate_stream

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
-from ..data import hershey, strokes
+from ..data import hershey, iamondb, strokes
 from ..data.text import Vocab
 from ..errors import UserError
 from ..mixture import sample as sample_mixture, sequence_nll, split_params
@@ -79,7 +79,7 @@ def stats_of(config: Config) -> strokes.StrokeStats:
 def load_lines(config: Config) -> tuple[list[np.ndarray], list[np.ndarray], strokes.StrokeStats, str]:
     """Training and validation offsets (raw units), the training statistics, and a description."""
     if config.data:
-        splits = strokes.load_splits(config.data, config.valid_fraction)
+        splits = iamondb.load_splits(config.data, config.valid_fraction)
         train = [line.offsets for line in splits.train]
         valid = [line.offsets for line in splits.valid]
         return train, valid, splits.stats, f"IAM-OnDB at {config.data}"
@@ -187,7 +187,7 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     if split == "all":
         if not config.data:
             raise UserError("--split all scores every line of --data PATH (an IAM-OnDB folder or archive)")
-        lines, _ = strokes.load_iamondb(config.data)
+        lines, _ = iamondb.load_iamondb(config.data)
         chosen = [line.offsets for line in lines]
     elif split == "valid":
         chosen = load_lines(config)[1]

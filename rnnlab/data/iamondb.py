@@ -1,0 +1,137 @@
+"""IAM-OnDB from a folder or the ``.tar.xz`` archive, through a cache: the archive is unpacked once and the
+lines read by ``strokes.read_iamondb`` are stored as one ``.npz`` (no pickle), so a second run starts in
+about a second. The cache is ``<$RNNLAB_DATA or ~/.cache/rnnlab>/iamondb/``, never the repository.
+"""
+
+from dataclasses import asdict, dataclass
+import hashlib
+import json
+import logging
+import lzma
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+from ..errors import UserError
+from .download import cache_dir
+from .strokes import MAX_STEP_LENGTH, VALID_FRACTION, Line, ReadReport, StrokeStats, layout_root, read_iamondb, split_by_form
+
+log = logging.getLogger(__name__)
+
+CACHE_SUBDIR = "iamondb"  # <cache>/iamondb/: the unpacked archive and the preprocessed .npz files
+CACHE_VERSION = 1  # bump when the content of the .npz changes, so old caches are rebuilt, not misread
+
+
+def load_iamondb(source: str, cache_root: str | None = None, max_step: float | None = MAX_STEP_LENGTH,
+                 refresh: bool = False) -> tuple[list[Line], ReadReport]:
+    """Lines and report from the IAM-OnDB folder or ``.tar.xz`` at ``source``, through the cache
+    ``<cache_root or $RNNLAB_DATA or ~/.cache/rnnlab>/iamondb/``: the archive is unpacked there once and
+    the lines are stored as ``lines-v<CACHE_VERSION>-<key>.npz``, the key hashing the source's path, size
+    and mtime (every file's, for a folder) and ``max_step``. ``refresh`` rebuilds the .npz."""
+    source = os.path.abspath(os.path.expanduser(source))
+    if not os.path.exists(source):
+        raise UserError(f"{source} does not exist; give the IAM-OnDB folder or iamondb_lineStrokes_ascii.tar.xz")
+    folder = os.path.join(cache_root or cache_dir(), CACHE_SUBDIR)
+    key = _fingerprint(source, max_step)
+    cached = os.path.join(folder, f"lines-v{CACHE_VERSION}-{key}.npz")
+    if os.path.isfile(cached) and not refresh:
+        try:
+            return _load_npz(cached)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            log.warning("cache %s is unreadable (%s); rebuilding it", cached, e)
+    root = _unpack(source, folder, key) if os.path.isfile(source) else source
+    lines, report = read_iamondb(root, max_step)
+    _save_npz(cached, lines, report)
+    return lines, report
+
+
+def _fingerprint(source: str, max_step) -> str:
+    parts = [source, str(CACHE_VERSION), repr(max_step)]
+    if os.path.isfile(source):
+        parts += [str(os.path.getsize(source)), str(os.stat(source).st_mtime_ns)]
+    else:  # an edit anywhere below must change the key: 13k stats take well under a second
+        for dirpath, dirs, names in os.walk(source):
+            dirs.sort()
+            for name in sorted(names):
+                stat = os.stat(os.path.join(dirpath, name))
+                parts.append(f"{os.path.relpath(os.path.join(dirpath, name), source)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _unpack(archive: str, folder: str, key: str) -> str:
+    """Extract ``archive`` once into ``folder/tree-<key>`` (via a temporary folder renamed when complete)."""
+    target = os.path.join(folder, f"tree-{key}")
+    if not os.path.isdir(target):
+        os.makedirs(folder, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".unpacking-", dir=folder)
+        try:
+            log.info("unpacking %s into %s", archive, target)
+            with tarfile.open(archive, "r:*") as tar:
+                for member in tar:  # regular files with relative names only: no links, no escape by ".."
+                    name = os.path.normpath(member.name)
+                    if member.isfile() and not os.path.isabs(name) and not name.startswith(".."):
+                        os.makedirs(os.path.join(tmp, os.path.dirname(name)), exist_ok=True)
+                        with tar.extractfile(member) as src, open(os.path.join(tmp, name), "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+            os.rename(tmp, target)  # atomic: a crash leaves only .unpacking-*, never a partial tree-<key>
+        except (tarfile.TarError, lzma.LZMAError, EOFError, zlib.error) as e:
+            raise UserError(f"{archive} is not a readable tar archive ({e}); give iamondb_lineStrokes_ascii.tar.xz "
+                            f"as distributed or the folder unpacked from it") from None
+        except OSError:
+            if not os.path.isdir(target):  # else another process finished the same unpacking first
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return layout_root(target)
+
+
+def _save_npz(path: str, lines: list[Line], report: ReadReport) -> None:
+    """Ragged lines as one (sum N, 3) array cut at ``bounds`` (L + 1,); strings as unicode arrays: no pickle."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.part-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the temporary name
+            np.savez(f, version=np.int64(CACHE_VERSION), offsets=np.concatenate([l.offsets for l in lines]),
+                     bounds=np.cumsum([0] + [len(l.offsets) for l in lines]), form_ids=np.array([l.form_id for l in lines]),
+                     line_ids=np.array([l.line_id for l in lines]), texts=np.array([l.text for l in lines]),
+                     report=np.array(json.dumps(asdict(report))))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    log.info("cached %d lines in %s", len(lines), path)
+
+
+def _load_npz(path: str) -> tuple[list[Line], ReadReport]:
+    with np.load(path, allow_pickle=False) as z:
+        if int(z["version"]) != CACHE_VERSION:
+            raise ValueError(f"cache version {int(z['version'])}, expected {CACHE_VERSION}")
+        offsets, bounds = z["offsets"], z["bounds"]
+        lines = [Line(str(f), str(i), str(t), offsets[a:b])
+                 for f, i, t, a, b in zip(z["form_ids"], z["line_ids"], z["texts"], bounds[:-1], bounds[1:])]
+        report = ReadReport(**json.loads(str(z["report"])))
+    log.info("loaded %d lines from the cache %s", len(lines), path)
+    return lines, report
+
+
+@dataclass
+class StrokeSplits:
+    """Training and validation lines, the statistics of the training lines only, and the read report."""
+
+    train: list[Line]
+    valid: list[Line]
+    stats: StrokeStats
+    report: ReadReport
+
+
+def load_splits(source: str, valid_fraction: float = VALID_FRACTION, cache_root: str | None = None,
+                max_step: float | None = MAX_STEP_LENGTH) -> StrokeSplits:
+    """``load_iamondb`` + ``split_by_form`` + ``StrokeStats.from_lines`` on the training side."""
+    lines, report = load_iamondb(source, cache_root, max_step)
+    train, valid = split_by_form(lines, valid_fraction)
+    return StrokeSplits(train, valid, StrokeStats.from_lines(train), report)
