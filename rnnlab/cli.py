@@ -30,7 +30,7 @@ def _train(args) -> None:
         # A path is stored absolute, so evaluate finds it from anywhere; a name (builtin:..., ptb) as it is.
         extra["data"] = os.path.abspath(args.data) if os.path.exists(args.data) else args.data
     header = _existing_run(args.out)
-    vocab = None
+    vocab = saved = None
     if args.resume:
         if header is None:
             raise UserError(f"--resume: {args.out} holds no run to resume; drop --resume to start one")
@@ -42,7 +42,7 @@ def _train(args) -> None:
         config = override(config, {**parse_set(args.set), **extra}, "--set")
         config.validate()
         vocab = checkpoint.read_vocab(args.out)
-        checkpoint.load_train_state(args.out)  # fail now, before anything is written, if it is damaged
+        saved = checkpoint.load_train_state(args.out)  # read now: a damaged one fails before anything is written
     else:
         if header is not None and not args.force:
             raise UserError(f"--out {args.out} already holds a {header['task']} run; pass --resume to continue it "
@@ -59,7 +59,7 @@ def _train(args) -> None:
     log.info("%s: %s parameters, preset %s, run folder %s", args.task, f"{params:,}",
              args.preset or ("(resumed)" if args.resume else module.DEFAULT_PRESET), args.out)
     with _tqdm_logging():
-        summary = train(model, task, config, args.out, resume=args.resume)
+        summary = train(model, task, config, args.out, resume=args.resume, saved=saved)
     log.info("done: %d steps in %.1f s, best validation loss %.4f, %d non-finite steps skipped; next: rnnlab %s %s",
              summary["steps"], summary["seconds"], summary["best_valid_loss"], summary["skipped_steps"],
              "sample" if hasattr(module, "default_prime") or hasattr(module, "write") else "evaluate", args.out)

@@ -85,6 +85,15 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def shuffled_batch(step: int, count: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Indices of the batch at global ``step`` when every epoch visits ``count`` items in a fresh order drawn
+    from ``seed + epoch``: a pure function of the step, so resuming needs no data position beyond it."""
+    steps_per_epoch = math.ceil(count / batch_size)
+    epoch, k = divmod(step, steps_per_epoch)
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed + epoch))
+    return order[k * batch_size : (k + 1) * batch_size]
+
+
 class MetricsLog:
     """Appends one JSON object per line to ``metrics.jsonl``."""
 
@@ -135,8 +144,12 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
     return loss.item(), (detach(new_carry) if _finite(new_carry) else None), tokens
 
 
-def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resume: bool = False) -> dict:
-    """Train ``model`` on ``task`` into ``run_dir``; return a summary (steps, losses, skipped steps, time)."""
+def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resume: bool = False,
+          saved: dict | None = None) -> dict:
+    """Train ``model`` on ``task`` into ``run_dir``; return a summary (steps, losses, skipped steps, time).
+
+    ``resume`` continues from ``run_dir``'s training state, or from ``saved`` when the caller has read it already.
+    """
     device = resolve_device(config.device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -148,7 +161,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
 
     step, carry, skipped, consecutive, bad_evals = 0, None, 0, 0, 0
     if resume:
-        saved = checkpoint.load_train_state(run_dir)
+        saved = saved or checkpoint.load_train_state(run_dir)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])

@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..models import SequenceClassifier
 from ..recurrent import CELL_TYPES
 from ..shapes import check_labels
+from ..train import shuffled_batch
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,8 @@ class Task:
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
 
     def train_batch(self, step: int):
-        epoch, k = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(self.config.seed + epoch))
-        return self.train.batch(order[k * self.config.batch_size : (k + 1) * self.config.batch_size]), True
+        picked = shuffled_batch(step, len(self.train), self.config.batch_size, self.config.seed)
+        return self.train.batch(picked), True
 
     def loss(self, model, batch, state):
         out, labels = outputs_and_labels(model, batch, self.train.per_step)

@@ -25,6 +25,7 @@ from ..data.text import Vocab
 from ..errors import UserError
 from ..mixture import sample as sample_mixture, sequence_nll, split_params
 from ..models import HandwritingPredictor
+from ..train import shuffled_batch
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +125,7 @@ class Task:
                  f"{sum(map(len, self.train)):,}", stats.mean_dx, stats.mean_dy, stats.std_dx, stats.std_dy)
 
     def train_batch(self, step: int):
-        epoch, k = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(self.config.seed + epoch))
-        picked = order[k * self.config.batch_size : (k + 1) * self.config.batch_size]
+        picked = shuffled_batch(step, len(self.train), self.config.batch_size, self.config.seed)
         return pad_lines([self.train[i] for i in picked]), True
 
     def loss(self, model, batch, state):
