@@ -107,8 +107,22 @@ class Run:
     metadata: dict
 
 
+BUILTIN_HANDWRITING = "builtin:handwriting"
+BUILTIN_RUNS = {BUILTIN_HANDWRITING: "pretrained/handwriting"}  # inside the package (README: Data terms)
+
+
+def resolve_run_dir(run_dir: str) -> str:
+    """A run folder's path: ``builtin:handwriting`` names the model shipped inside the package."""
+    if run_dir.startswith("builtin:"):
+        if run_dir not in BUILTIN_RUNS:
+            raise CheckpointError(f"unknown built-in model {run_dir!r}; built-in models: {', '.join(BUILTIN_RUNS)}")
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), BUILTIN_RUNS[run_dir])
+    return run_dir
+
+
 def read_header(run_dir: str) -> dict:
     """The parsed ``config.json`` of ``run_dir`` (task, version, config)."""
+    run_dir = resolve_run_dir(run_dir)
     path = os.path.join(run_dir, CONFIG)
     if not os.path.isdir(run_dir):
         raise CheckpointError(f"run folder {run_dir} does not exist; train one with: rnnlab train charlm --out {run_dir}")
@@ -124,7 +138,7 @@ def read_header(run_dir: str) -> dict:
 
 
 def read_vocab(run_dir: str) -> Vocab:
-    path = os.path.join(run_dir, VOCAB)
+    path = os.path.join(resolve_run_dir(run_dir), VOCAB)
     try:
         with open(path, encoding="utf-8") as f:
             return Vocab.from_json(f.read())
@@ -139,6 +153,7 @@ def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
     from .config import override
     from .tasks import TASKS
 
+    run_dir = resolve_run_dir(run_dir)
     header = read_header(run_dir)
     if task is not None and header["task"] != task:
         raise CheckpointError(f"{run_dir} holds a {header['task']} run, not a {task} one")
@@ -158,7 +173,7 @@ def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
         raise CheckpointError(f"{weights} is corrupted or truncated ({e}); retrain or restore the run") from None
     model = module.build_model(config, vocab)
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state)  # copies into the model's float32 parameters: fp16 weights load too
     except RuntimeError as e:
         raise CheckpointError(f"{weights} does not match {CONFIG} ({str(e).splitlines()[0]})") from None
     model.to(device).eval()

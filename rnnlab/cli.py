@@ -1,4 +1,4 @@
-"""The ``rnnlab`` command: train, sample, evaluate, plot, gradients, data download.
+"""The ``rnnlab`` command: train, sample, write, evaluate, plot, gradients, data download.
 
 User errors (``rnnlab.errors.UserError``) become one line on stderr and exit status 2, with nothing
 written; seeds, devices and logging are set here and nowhere else.
@@ -50,10 +50,10 @@ def _train(args) -> None:
         config = resolve(module.PRESETS, args.preset or module.DEFAULT_PRESET, args.config, args.set, extra)
     torch.manual_seed(config.seed)
     task = module.Task(config, vocab)  # on resume, data outside the run's vocabulary is refused here
+    config = task.config  # a task may fill in what it learnt from the data (handwriting: normalisation)
     model = module.build_model(config, task.vocab)
     if not args.resume:
         _clear_run(args.out)
-    config = task.config  # a task may fill in what it learnt from the data (handwriting: normalisation)
     checkpoint.save_run_files(args.out, args.task, config, task.vocab)
     params = sum(p.numel() for p in model.parameters())
     log.info("%s: %s parameters, preset %s, run folder %s", args.task, f"{params:,}",
@@ -137,6 +137,38 @@ def _sample_strokes(run, args) -> None:
     generator.manual_seed(args.seed if args.seed is not None else torch.seed())
     save_strokes(run.task.write(run.model, run.config, args.length, args.bias, generator), args.output)
     print(f"wrote {args.output}")
+
+
+def _write(args) -> None:
+    """Text -> handwriting with a synthesis run (the bundled model by default), drawn to ``-o``."""
+    from .draw import plot_attention, save_strokes, stroke_image_format
+    from .writing import check_bias, check_texts, layout_page, load_style, split_lines, write_lines
+
+    stroke_image_format(args.output)  # every check before the model is loaded or anything is written
+    if args.show_attention:
+        stroke_image_format(args.show_attention)
+    check_bias(args.bias)
+    run = checkpoint.load_run(args.model, device=_device(args.device))
+    if not getattr(run.config, "window_gaussians", 0):
+        raise UserError(f"{args.model} is not a handwriting synthesis run (train one with: rnnlab train handwriting "
+                        f"--preset graves-synthesis), so it cannot write a given text")
+    lines = split_lines(args.text)
+    check_texts(lines, run.vocab, run.config.max_text_length)
+    style = load_style(args.style, run.path, run.vocab) if args.style is not None else None
+    if next(run.model.parameters()).device.type == "cpu":
+        torch.set_num_threads(1)  # one point at a time is latency-bound (see _sample)
+    generator = torch.Generator(next(run.model.parameters()).device)
+    generator.manual_seed(args.seed if args.seed is not None else torch.seed())
+    written = write_lines(run.model, run.config, run.vocab, lines, args.bias, generator, style)
+    page, line_height = layout_page(written.lines)
+    save_strokes(page, args.output, writing_size=line_height)
+    for text, stopped in zip(written.texts, written.stopped):
+        if not stopped:
+            log.warning("the line %r did not reach its end before the cap of points and was cut there", text)
+    print(f"wrote {args.output}")
+    if args.show_attention:
+        plot_attention(written, args.show_attention)
+        print(f"wrote {args.show_attention}")
 
 
 def _evaluate(args) -> None:
@@ -236,6 +268,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="handwriting: the drawing to write (.svg or .png)")
     s.add_argument("--bias", type=float, default=0.0, help="handwriting: Graves' sampling bias (0 = plain)")
     s.set_defaults(run_command=_sample)
+
+    from .checkpoint import BUILTIN_HANDWRITING
+
+    w = sub.add_parser("write", help="write a text as handwriting (Graves' synthesis network)")
+    w.add_argument("text", help="the text; a newline (or a typed \\n) starts a new line on the page")
+    w.add_argument("-o", "--output", required=True, help="the drawing to write (.svg or .png)")
+    w.add_argument("--model", default=BUILTIN_HANDWRITING,
+                   help=f"a synthesis run folder (default: {BUILTIN_HANDWRITING}, the bundled model)")
+    w.add_argument("--bias", type=float, default=0.75,
+                   help="Graves' sampling bias: 0 = as varied as the data, larger = neater (default 0.75)")
+    w.add_argument("--style", help="prime with a style: the number of one of the model's styles, or a JSON file "
+                                  "{\"text\": ..., \"offsets\": [[dx, dy, end_of_stroke], ...]}")
+    w.add_argument("--seed", type=int, help="same seed, same writing (default: random)")
+    w.add_argument("--show-attention", metavar="FILE", help="also plot the window weights (time x characters)")
+    w.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    w.set_defaults(run_command=_write)
 
     e = sub.add_parser("evaluate", help="score a trained run on its validation split or on --data")
     e.add_argument("run", metavar="RUN_DIR")

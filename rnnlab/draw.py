@@ -153,14 +153,16 @@ def stroke_image_format(out_path: str) -> str:
     return fmt
 
 
-def strokes_to_svg(offsets, stroke_width: float | None = None, color: str = "black") -> str:
+def strokes_to_svg(offsets, stroke_width: float | None = None, color: str = "black",
+                   writing_size: float | None = None) -> str:
     """An SVG document drawing ``offsets`` (``(N, 3)`` rows ``(dx, dy, end_of_stroke)``, y up).
 
     One ``<path>`` per stroke (a stroke ends on a row with end_of_stroke = 1), so the pen lifts between
     them; y is negated for SVG's downward axis; the viewBox is the tight bounding box plus a margin, and
-    the pen width is ``stroke_width`` data units, by default ``STROKE_WIDTH_FRACTION`` of the writing size.
+    the pen width is ``stroke_width`` data units, by default ``STROKE_WIDTH_FRACTION`` of the writing size:
+    the drawing's height, or ``writing_size`` (data units) for a page of several lines (one line's height).
     """
-    strokes, (x0, y0, x1, y1), width = _stroke_layout(offsets, stroke_width)
+    strokes, (x0, y0, x1, y1), width, size = _stroke_layout(offsets, stroke_width, writing_size)
     size = max(x1 - x0, y1 - y0)
     digits = max(0, 3 - math.floor(math.log10(size)))  # ~1/1000 of the drawing: finer than a pixel
 
@@ -173,14 +175,15 @@ def strokes_to_svg(offsets, stroke_width: float | None = None, color: str = "bla
             stroke = stroke[[0, 0]]
         d = "M " + " L ".join(pair(x, y) for x, y in stroke)
         paths.append(f'  <path d="{d}"/>')
-    scale = WRITING_PX / _writing_size(x1 - x0, y1 - y0)
+    scale = WRITING_PX / size
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{pair(x0, y1)} {x1 - x0:.{digits}f} '
             f'{y1 - y0:.{digits}f}" width="{(x1 - x0) * scale:.0f}" height="{(y1 - y0) * scale:.0f}">\n'
             f' <g fill="none" stroke="{color}" stroke-width="{width:.{digits + 1}f}" '
             f'stroke-linecap="round" stroke-linejoin="round">\n' + "\n".join(paths) + "\n </g>\n</svg>\n")
 
 
-def save_strokes(offsets, out_path: str, stroke_width: float | None = None, color: str = "black") -> None:
+def save_strokes(offsets, out_path: str, stroke_width: float | None = None, color: str = "black",
+                 writing_size: float | None = None) -> None:
     """Draw ``offsets`` (``(N, 3)``, see ``strokes_to_svg``) to ``out_path``: .svg or .png by extension.
 
     The PNG has equal aspect, no axes, and the same box as the SVG (tight bounds plus margin). The file
@@ -191,7 +194,7 @@ def save_strokes(offsets, out_path: str, stroke_width: float | None = None, colo
     if not os.path.isdir(folder):
         raise UserError(f"-o {out_path}: folder {folder} does not exist; create it or write elsewhere")
     if fmt == "svg":
-        svg = strokes_to_svg(offsets, stroke_width, color)
+        svg = strokes_to_svg(offsets, stroke_width, color, writing_size)
 
         def write(tmp):
             with open(tmp, "w", encoding="utf-8") as f:
@@ -204,8 +207,8 @@ def save_strokes(offsets, out_path: str, stroke_width: float | None = None, colo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    strokes, (x0, y0, x1, y1), width = _stroke_layout(offsets, stroke_width)
-    px_per_unit = WRITING_PX / _writing_size(x1 - x0, y1 - y0)
+    strokes, (x0, y0, x1, y1), width, size = _stroke_layout(offsets, stroke_width, writing_size)
+    px_per_unit = WRITING_PX / size
     fig = plt.figure(figsize=((x1 - x0) * px_per_unit / PNG_DPI, (y1 - y0) * px_per_unit / PNG_DPI), dpi=PNG_DPI)
     try:
         # Axes filling the figure, limits = the box: the figure is the tight box, at one scale on both axes.
@@ -227,8 +230,9 @@ def _writing_size(width: float, height: float) -> float:
     return max(height, width / FLAT_ASPECT)
 
 
-def _stroke_layout(offsets, stroke_width: float | None) -> tuple[list, tuple, float]:
-    """Validated ``offsets`` -> (strokes as absolute ``(n, 2)`` arrays, box ``(x0, y0, x1, y1)``, pen width)."""
+def _stroke_layout(offsets, stroke_width: float | None, writing_size: float | None = None) -> tuple[list, tuple, float, float]:
+    """Validated ``offsets`` -> (strokes as absolute ``(n, 2)`` arrays, box ``(x0, y0, x1, y1)``, pen width,
+    writing size)."""
     import numpy as np
 
     from .data.strokes import offsets_to_points
@@ -247,10 +251,36 @@ def _stroke_layout(offsets, stroke_width: float | None) -> tuple[list, tuple, fl
     ends = np.flatnonzero(points[:, 2] > 0.5) + 1  # a stroke ends on its end_of_stroke row
     strokes = [s[:, :2] for s in np.split(points, ends) if len(s)]
     lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
-    size = _writing_size(*(hi - lo))
+    size = _writing_size(*(hi - lo)) if writing_size is None else writing_size
     size = size if size > 0 else 1.0  # every point in one place: any box will do
     width = STROKE_WIDTH_FRACTION * size if stroke_width is None else stroke_width
     if not width > 0:
         raise UserError(f"stroke_width must be > 0, received {stroke_width}")
     margin = MARGIN_FRACTION * size
-    return strokes, (lo[0] - margin, lo[1] - margin, hi[0] + margin, hi[1] + margin), float(width)
+    return strokes, (lo[0] - margin, lo[1] - margin, hi[0] + margin, hi[1] + margin), float(width), float(size)
+
+
+def plot_attention(written, out_path: str) -> None:
+    """The window weights phi of each written line (``writing.Written``): characters down, pen points across,
+    with the position past the last character as the bottom row, whose rise ends the line (Graves' rule)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fmt = image_format(out_path)
+    heights = [len(text) + 1 for text in written.texts]
+    fig, axes = plt.subplots(len(heights), 1, squeeze=False, dpi=100, gridspec_kw={"height_ratios": heights},
+                             figsize=(10, 0.5 + 0.16 * sum(heights) + 0.6 * len(heights)))
+    try:
+        for ax, text, phi, stopped in zip(axes[:, 0], written.texts, written.phi, written.stopped):
+            ax.imshow(phi.T, aspect="auto", interpolation="nearest", cmap="Greys", origin="upper")
+            ax.set_yticks(range(len(text) + 1), [repr(c)[1:-1] if c != " " else "␣" for c in text] + ["end"],
+                          fontsize=7, family="monospace")
+            how = "stopped by Graves' rule" if stopped else "cut at the cap of points"
+            ax.set_title(f"{text!r}: {len(phi)} points, {how}", fontsize=9, loc="left")
+        axes[-1, 0].set_xlabel("pen point (time)")
+        fig.tight_layout()
+        atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
+    finally:
+        plt.close(fig)

@@ -2,11 +2,14 @@
 loop never branches on model type.
 """
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .recurrent import Recurrent
+from .errors import ShapeError
 from .shapes import check_sequence
 
 INIT_SCHEMES = ("default", "uniform", "normal")
@@ -189,3 +192,95 @@ class HandwritingPredictor(nn.Module):
         if self.clip_gradients and self.training:
             params = _clamp_grad(params, OUTPUT_GRAD_CLIP)
         return params, tuple(finals)
+
+
+class SynthesisState(NamedTuple):
+    """Everything the synthesis network carries from one call to the next (batch B, hidden H, K Gaussians).
+
+    ``first``: layer 1's ``(h, c)``, each ``(B, H)``; ``kappa``: the window's positions ``(B, K)``;
+    ``window``: the last step's window vector ``(B, A)``, layer 1's input at the next step; ``upper``: the
+    ``(h, c)`` of layers 2.., each ``(1, B, H)``; ``phi``: the window weights of every step of the call,
+    ``(B, T, U + 1)`` (for the stop rule and attention plots).
+    """
+
+    first: tuple
+    kappa: torch.Tensor
+    window: torch.Tensor
+    upper: tuple
+    phi: torch.Tensor
+
+
+class HandwritingSynthesizer(nn.Module):
+    """Graves 2013 §5, the synthesis network: pen offsets ``(B, T, 3)`` and the text's character ids
+    ``(B, U)`` with their lengths ``(B,)`` -> mixture parameters ``(B, T, 1 + 6M)`` for the next offset.
+
+    The prediction network's stack, with a soft window over the text (attention.py) between layers 1 and 2::
+
+        x_t ─┬───────────────┬────────────────────┬──────────────
+             v               v                    v
+        [LSTM 1] ──h1_t──> [window] ──w_t──> [LSTM 2] ──h2──> [LSTM 3] ──h3──> [mixture head]
+           ^                  │               (h1, w_t, x)    (h2, w_t, x)      (h1, h2, h3)
+           └──── w_t at t+1 ──┘
+
+    Layer 1 needs w_(t-1) and the window needs h1_t, so they run step by step; nothing feeds back from
+    layers 2.. into layer 1, so those run over the whole sequence at once (cuDNN on the GPU). The state is a
+    :class:`SynthesisState`; ``clip_gradients`` applies Graves' derivative clipping as in the prediction
+    network.
+    """
+
+    def __init__(self, alphabet_size: int, hidden_size: int = 400, num_layers: int = 3, mixtures: int = 20,
+                 gaussians: int = 10, chars_per_step: float = 1.0, clip_gradients: bool = True):
+        super().__init__()
+        from .attention import Window
+        from .mixture import MixtureHead
+
+        if num_layers < 1 or alphabet_size < 1:
+            raise ValueError(f"need num_layers >= 1 and alphabet_size >= 1, got {num_layers}, {alphabet_size}")
+        self.alphabet_size = alphabet_size
+        self.hidden_size = hidden_size
+        self.clip_gradients = clip_gradients
+        self.first = nn.LSTMCell(3 + alphabet_size, hidden_size)
+        self.window = Window(hidden_size, gaussians, chars_per_step)
+        self.upper = nn.ModuleList(Recurrent("lstm", 3 + alphabet_size + hidden_size, hidden_size)
+                                   for _ in range(num_layers - 1))
+        self.head = MixtureHead(hidden_size * num_layers, mixtures)
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> SynthesisState:
+        def zeros(*shape):
+            return torch.zeros(batch_size, *shape, device=device, dtype=dtype)
+
+        return SynthesisState((zeros(self.hidden_size), zeros(self.hidden_size)), zeros(self.window.gaussians),
+                              zeros(self.alphabet_size), tuple(None for _ in self.upper), zeros(0, 0))
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, lengths: torch.Tensor, state: SynthesisState | None = None):
+        from .attention import encode_text
+
+        check_sequence(x, "pen offsets", 3, None if state is None else state.kappa.size(0))
+        if text.dim() != 2 or text.size(0) != x.size(0) or lengths.shape != (x.size(0),):
+            raise ShapeError(f"text must be (B, U) character ids with lengths (B,) for the {x.size(0)} lines of x; "
+                             f"got {tuple(text.shape)} and {tuple(lengths.shape)}")
+        state = state or self.initial_state(x.size(0), x.device, x.dtype)
+        onehot = encode_text(text, lengths, self.alphabet_size).to(x.dtype)
+        clip = self.clip_gradients and self.training
+        (h, c), kappa, w = state.first, state.kappa, state.window
+        hs, ws, phis = [], [], []
+        for x_t in x.unbind(1):
+            h, c = self.first(torch.cat([x_t, w], dim=-1), (h, c))
+            if clip:
+                h = _clamp_grad(h, LSTM_GRAD_CLIP)
+            w, kappa, phi = self.window(h, kappa, onehot)
+            hs.append(h)
+            ws.append(w)
+            phis.append(phi)
+        below, windows = torch.stack(hs, dim=1), torch.stack(ws, dim=1)
+        outputs, finals = [below], []
+        for layer, layer_state in zip(self.upper, state.upper):
+            below, final = layer(torch.cat([x, windows, below], dim=-1), layer_state)
+            if clip:
+                below = _clamp_grad(below, LSTM_GRAD_CLIP)
+            outputs.append(below)
+            finals.append(final)
+        params = self.head(torch.cat(outputs, dim=-1))
+        if clip:
+            params = _clamp_grad(params, OUTPUT_GRAD_CLIP)
+        return params, SynthesisState((h, c), kappa, w, tuple(finals), torch.stack(phis, dim=1))

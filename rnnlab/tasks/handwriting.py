@@ -9,6 +9,11 @@ training split's statistics, which are stored in the run's config. Each line is 
 
 The loss is the paper's: the negative log-likelihood summed over the points of a line (nats per line, on
 normalised offsets), averaged over the lines of a batch; evaluations also give nats per point.
+
+With ``window_gaussians > 0`` (preset ``graves-synthesis``) the network is Graves' §5 synthesis network:
+each batch also carries the lines' texts as character ids over the run's alphabet (``vocab.json``), and the
+soft window (attention.py) learns which character the pen is writing. ``rnnlab write`` (writing.py) turns
+text into handwriting with such a run.
 """
 
 from dataclasses import dataclass, replace
@@ -24,12 +29,16 @@ from ..data import hershey, iamondb, strokes
 from ..data.text import Vocab
 from ..errors import UserError
 from ..mixture import sample as sample_mixture, sequence_nll, split_params
-from ..models import HandwritingPredictor
+from ..models import HandwritingPredictor, HandwritingSynthesizer
 from ..train import shuffled_batch
 
 log = logging.getLogger(__name__)
 
 NAME = "handwriting"
+# What the synthesis network writes by default: every character of the IAM-OnDB transcriptions but "[", "]"
+# and "*" (7 of 10,100 training lines), which are skipped, counted, in training. Rare letters (Q, X, Z: 17, 3
+# and 5 lines) stay in: a letter outside the alphabet is an error at write time, never silently dropped.
+ALPHABET = " !\"#&'()+,-./0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 @dataclass
@@ -42,7 +51,11 @@ class Config(TrainConfig):
     mixtures: int = 20              # Graves 2013 §4.2: 20 bivariate Gaussians
     peepholes: bool = False         # Graves' cells have them; off runs on cuDNN / oneDNN (a documented deviation)
     clip_gradients: bool = True     # Graves' derivative clipping: [-100, 100] at the output, [-10, 10] in the LSTMs
-    sample_points: int = 400        # points drawn in the sample written at each evaluation
+    sample_points: int = 400        # prediction: points drawn in the sample written at each evaluation
+    window_gaussians: int = 0       # 0: the prediction network (§4); K > 0: the synthesis network (§5: K = 10)
+    alphabet: str = ALPHABET        # synthesis: the characters it can write (lines with others are skipped)
+    chars_per_step: float = 0.0     # synthesis, set by the task: characters per point in the training lines
+    max_text_length: int = 0        # synthesis, set by the task: the longest training text, the limit of write
     mean_dx: float = 0.0            # normalisation statistics of the training split: set by the task
     mean_dy: float = 0.0
     std_dx: float = 1.0
@@ -53,6 +66,10 @@ class Config(TrainConfig):
         for key in ("hidden_size", "num_layers", "mixtures", "synthetic_lines"):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.window_gaussians < 0:
+            raise UserError(f"window_gaussians must be 0 (prediction) or positive (synthesis), got {self.window_gaussians}")
+        if self.window_gaussians and len(set(self.alphabet)) != len(self.alphabet):
+            raise UserError(f"alphabet {self.alphabet!r} lists a character twice; give each character once")
         if not 0 < self.valid_fraction < 1:
             raise UserError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
 
@@ -64,11 +81,26 @@ PRESETS = {
         hidden_size=400, num_layers=3, mixtures=20, optimizer="rmsprop", lr=1e-4, alpha=0.95, momentum=0.9,
         eps=1e-4, centered=True, clip=0.0, batch_size=32, epochs=30, eval_interval=0, log_interval=20,
     ),
+    # Graves 2013 §5: the same stack and training, plus the soft window with K = 10 Gaussians.
+    "graves-synthesis": Config(
+        hidden_size=400, num_layers=3, mixtures=20, window_gaussians=10, optimizer="rmsprop", lr=1e-4,
+        alpha=0.95, momentum=0.9, eps=1e-4, centered=True, clip=0.0, batch_size=32, epochs=30, eval_interval=0,
+        log_interval=20,
+    ),
+    # A CPU-sized synthesis network (3 x 128, Adam at 1e-3 to learn in fewer steps): what fits in an hour or
+    # two on a laptop core. Graves' derivative clipping stays on.
+    "synthesis-cpu": Config(
+        hidden_size=128, num_layers=3, mixtures=20, window_gaussians=10, optimizer="adam", lr=1e-3, clip=0.0,
+        batch_size=32, epochs=10, eval_interval=200, log_interval=20,
+    ),
 }
 DEFAULT_PRESET = "graves-prediction"
 
 
-def build_model(config: Config, vocab: Vocab) -> HandwritingPredictor:
+def build_model(config: Config, vocab: Vocab) -> HandwritingPredictor | HandwritingSynthesizer:
+    if config.window_gaussians:
+        return HandwritingSynthesizer(len(vocab), config.hidden_size, config.num_layers, config.mixtures,
+                                      config.window_gaussians, config.chars_per_step or 1.0, config.clip_gradients)
     return HandwritingPredictor(config.hidden_size, config.num_layers, config.mixtures, config.peepholes,
                                 config.clip_gradients)
 
@@ -77,72 +109,118 @@ def stats_of(config: Config) -> strokes.StrokeStats:
     return strokes.StrokeStats(config.mean_dx, config.mean_dy, config.std_dx, config.std_dy)
 
 
-def load_lines(config: Config) -> tuple[list[np.ndarray], list[np.ndarray], strokes.StrokeStats, str]:
-    """Training and validation offsets (raw units), the training statistics, and a description."""
+def load_lines(config: Config) -> tuple[list[tuple], list[tuple], strokes.StrokeStats, str]:
+    """Training and validation lines as ``(text, offsets)`` (raw units), the training statistics, and a
+    description. The synthesis network keeps only lines whose text it can write (the rest are counted)."""
     if config.data:
         splits = iamondb.load_splits(config.data, config.valid_fraction)
-        train = [line.offsets for line in splits.train]
-        valid = [line.offsets for line in splits.valid]
-        return train, valid, splits.stats, f"IAM-OnDB at {config.data}"
-    rng = np.random.default_rng(config.seed)
-    lines = [line.offsets for line in hershey.random_lines(config.synthetic_lines, rng)]
-    cut = max(1, int(len(lines) * (1 - config.valid_fraction)))
-    if cut >= len(lines):
-        raise UserError(f"synthetic_lines = {config.synthetic_lines} is too few to hold out validation lines")
-    train, valid = lines[:cut], lines[cut:]
-    offsets = np.concatenate(train)[:, :2]
-    stats = strokes.StrokeStats(*map(float, offsets.mean(0)), *map(float, offsets.std(0)))
-    return train, valid, stats, f"synthetic Hershey handwriting (seed {config.seed})"
+        train = [(line.text, line.offsets) for line in splits.train]
+        valid = [(line.text, line.offsets) for line in splits.valid]
+        stats, source = splits.stats, f"IAM-OnDB at {config.data}"
+    else:
+        rng = np.random.default_rng(config.seed)
+        lines = [(line.text, line.offsets) for line in hershey.random_lines(config.synthetic_lines, rng)]
+        cut = max(1, int(len(lines) * (1 - config.valid_fraction)))
+        if cut >= len(lines):
+            raise UserError(f"synthetic_lines = {config.synthetic_lines} is too few to hold out validation lines")
+        train, valid = lines[:cut], lines[cut:]
+        offsets = np.concatenate([o for _, o in train])[:, :2]
+        stats = strokes.StrokeStats(*map(float, offsets.mean(0)), *map(float, offsets.std(0)))
+        source = f"synthetic Hershey handwriting (seed {config.seed})"
+    if config.window_gaussians:
+        train, valid = _writable(train, config.alphabet, "training"), _writable(valid, config.alphabet, "validation")
+    return train, valid, stats, source
 
 
-def pad_lines(lines: list[np.ndarray]) -> dict:
-    """Normalised lines -> inputs and targets ``(B, T, 3)`` padded with zeros, and a mask ``(B, T)``."""
-    longest = max(len(line) for line in lines)
+def _writable(lines: list[tuple], alphabet: str, split: str) -> list[tuple]:
+    known = set(alphabet)
+    kept = [(text, offsets) for text, offsets in lines if text and set(text) <= known]
+    if len(kept) < len(lines):
+        strange = sorted(set("".join(text for text, _ in lines)) - known)
+        log.info("skipped %d of %d %s lines: empty text or characters outside the alphabet (%s)",
+                 len(lines) - len(kept), len(lines), split, "".join(strange) or "none")
+    if not kept:
+        raise UserError(f"no {split} line can be written with the alphabet {alphabet!r}; set alphabet= to "
+                        f"the characters of the data")
+    return kept
+
+
+def pad_lines(lines: list[tuple], vocab: Vocab | None = None) -> dict:
+    """``(text, normalised offsets)`` lines -> inputs and targets ``(B, T, 3)`` padded with zeros, a mask
+    ``(B, T)``, and, given the alphabet ``vocab``, the texts' ids ``(B, U)`` (zero-padded) and lengths ``(B,)``."""
+    longest = max(len(offsets) for _, offsets in lines)
     targets = torch.zeros(len(lines), longest, 3)
     mask = torch.zeros(len(lines), longest, dtype=torch.bool)
-    for i, line in enumerate(lines):
-        targets[i, : len(line)] = torch.from_numpy(line)
-        mask[i, : len(line)] = True
+    for i, (_, offsets) in enumerate(lines):
+        targets[i, : len(offsets)] = torch.from_numpy(offsets)
+        mask[i, : len(offsets)] = True
     inputs = torch.cat([torch.zeros(len(lines), 1, 3), targets[:, :-1]], dim=1)
-    return {"inputs": inputs, "targets": targets, "mask": mask}
+    batch = {"inputs": inputs, "targets": targets, "mask": mask}
+    if vocab is not None and len(vocab):
+        batch["lengths"] = torch.tensor([len(text) for text, _ in lines])
+        batch["text"] = torch.zeros(len(lines), int(batch["lengths"].max()), dtype=torch.long)
+        for i, (text, _) in enumerate(lines):
+            batch["text"][i, : len(text)] = vocab.encode(list(text))
+    return batch
+
+
+def forward(model, batch: dict):
+    """The model's output ``(B, T, 1 + 6M)`` and state for a batch of ``pad_lines``."""
+    if "text" in batch:
+        return model(batch["inputs"], batch["text"], batch["lengths"])
+    return model(batch["inputs"], None)
 
 
 class Task:
     """Shuffled batches of whole lines (no state carried between them); see train.py's protocol."""
 
     def __init__(self, config: Config, vocab: Vocab | None = None):
+        if config.window_gaussians and config.peepholes:
+            raise UserError("the synthesis network runs without peepholes: drop peepholes=true")
         train, valid, stats, source = load_lines(config)
+        synthesis = {}
         if vocab is not None:  # resuming or evaluating: the run's statistics, not fresh ones
             stats = stats_of(config)
+        elif config.window_gaussians:
+            synthesis = {"chars_per_step": sum(len(t) for t, _ in train) / sum(len(o) for _, o in train),
+                         "max_text_length": max(len(t) for t, _ in train)}
         self.config = replace(config, mean_dx=stats.mean_dx, mean_dy=stats.mean_dy, std_dx=stats.std_dx,
-                              std_dy=stats.std_dy)
-        self.vocab = Vocab([], "strokes")
-        self.train = [stats.normalise(line.astype(np.float32)) for line in train]
-        self.valid = [stats.normalise(line.astype(np.float32)) for line in valid]
+                              std_dy=stats.std_dy, **synthesis)
+        self.vocab = vocab if vocab is not None else \
+            Vocab(list(config.alphabet), "char") if config.window_gaussians else Vocab([], "strokes")
+        self.train = [(text, stats.normalise(offsets.astype(np.float32))) for text, offsets in train]
+        self.valid = [(text, stats.normalise(offsets.astype(np.float32))) for text, offsets in valid]
+        self.lengths = [len(offsets) for _, offsets in self.train]  # for batches of similar lengths
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
         log.info("data %s: %d training and %d validation lines, %s points; offsets normalised with the training "
                  "split's mean (%.3g, %.3g) and std (%.3g, %.3g)", source, len(self.train), len(self.valid),
-                 f"{sum(map(len, self.train)):,}", stats.mean_dx, stats.mean_dy, stats.std_dx, stats.std_dy)
+                 f"{sum(len(o) for _, o in self.train):,}", stats.mean_dx, stats.mean_dy, stats.std_dx, stats.std_dy)
 
     def train_batch(self, step: int):
-        picked = shuffled_batch(step, len(self.train), self.config.batch_size, self.config.seed)
-        return pad_lines([self.train[i] for i in picked]), True
+        picked = shuffled_batch(step, len(self.train), self.config.batch_size, self.config.seed, self.lengths)
+        return pad_lines([self.train[i] for i in picked], self.vocab), True
 
     def loss(self, model, batch, state):
-        y, _ = model(batch["inputs"], None)
+        y, _ = forward(model, batch)
         nll = sequence_nll(split_params(y)[1], batch["targets"], batch["mask"])
         return nll.mean(), None, int(batch["mask"].sum())
 
     def evaluate(self, model) -> dict:
-        return evaluate_lines(model, self.valid, self.config.batch_size)
+        return evaluate_lines(model, self.valid, self.config.batch_size, self.vocab)
 
     def preview(self, model, step: int = 0, run_dir: str | None = None) -> str:
+        """Draw a sample into RUN/samples/: unconditional, or the first validation text for synthesis."""
         if not run_dir or not self.config.sample_points:
             return ""
         from ..draw import save_strokes
 
         generator = torch.Generator(next(model.parameters()).device).manual_seed(self.config.seed)
-        offsets = write(model, self.config, self.config.sample_points, 0.0, generator)
+        if self.config.window_gaussians:
+            from ..writing import write_lines
+
+            offsets = write_lines(model, self.config, self.vocab, [self.valid[0][0]], 0.0, generator).lines[0]
+        else:
+            offsets = write(model, self.config, self.config.sample_points, 0.0, generator)
         os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
         path = os.path.join(run_dir, "samples", f"step-{step:07d}.svg")
         save_strokes(offsets, path)
@@ -150,14 +228,14 @@ class Task:
 
 
 @torch.inference_mode()
-def evaluate_lines(model, lines: list[np.ndarray], batch_size: int) -> dict:
-    """Negative log-likelihood of normalised ``lines``: nats per line (Graves' unit) and per point."""
+def evaluate_lines(model, lines: list[tuple], batch_size: int, vocab: Vocab | None = None) -> dict:
+    """Negative log-likelihood of normalised ``(text, offsets)`` lines: nats per line (Graves' unit) and per point."""
     model.eval()
     device = next(model.parameters()).device
     total, points = 0.0, 0
     for start in range(0, len(lines), batch_size):
-        batch = {k: v.to(device) for k, v in pad_lines(lines[start : start + batch_size]).items()}
-        y, _ = model(batch["inputs"], None)
+        batch = {k: v.to(device) for k, v in pad_lines(lines[start : start + batch_size], vocab).items()}
+        y, _ = forward(model, batch)
         total += sequence_nll(split_params(y)[1], batch["targets"], batch["mask"]).double().sum().item()
         points += int(batch["mask"].sum())
     return {"loss": total / len(lines), "nats_per_line": total / len(lines), "nats_per_point": total / points,
@@ -167,6 +245,8 @@ def evaluate_lines(model, lines: list[np.ndarray], batch_size: int) -> dict:
 @torch.inference_mode()
 def write(model, config: Config, points: int, bias: float, generator: torch.Generator) -> np.ndarray:
     """Sample ``points`` offsets ``(points, 3)`` unconditionally, in the data's own units."""
+    if config.window_gaussians:
+        raise UserError("this run is a synthesis network: it writes a text you give it, with rnnlab write TEXT --model RUN")
     model.eval()
     device = next(model.parameters()).device
     x = torch.zeros(1, 1, 3, device=device)
@@ -186,12 +266,13 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     if split == "all":
         if not config.data:
             raise UserError("--split all scores every line of --data PATH (an IAM-OnDB folder or archive)")
-        lines, _ = iamondb.load_iamondb(config.data)
-        chosen = [line.offsets for line in lines]
+        lines = [(line.text, line.offsets) for line in iamondb.load_iamondb(config.data)[0]]
+        if config.window_gaussians:
+            lines = _writable(lines, config.alphabet, "")
     elif split == "valid":
-        chosen = load_lines(config)[1]
+        lines = load_lines(config)[1]
     else:
         raise UserError(f"--split must be valid or all for a handwriting run, got {split}")
-    normalised = [stats.normalise(line.astype(np.float32)) for line in chosen]
-    result = evaluate_lines(run.model, normalised, run.config.batch_size)
+    normalised = [(text, stats.normalise(offsets.astype(np.float32))) for text, offsets in lines]
+    result = evaluate_lines(run.model, normalised, run.config.batch_size, run.vocab)
     return {**result, "split": split, "data": config.data or "synthetic"}

@@ -1,0 +1,100 @@
+"""One training step of Graves' synthesis network: rnnlab's model against two baselines, in one run.
+
+    python benchmarks/handwriting_step.py [--device cpu|cuda] [--repeats 5] [--batch 32] [--points 300]
+
+Forward + backward of the summed mixture NLL, batch 32, 300 points, 3 x 400 LSTM, K = 10 window Gaussians,
+M = 20 mixtures, a 30-character text over the 80-character IAM-OnDB alphabet:
+
+- ``rnnlab``: ``HandwritingSynthesizer``, layer 1 + window in a step loop, layers 2-3 over the whole sequence;
+- ``(a) eager per-step``: the same network and weights with every layer advanced one step at a time
+  (``rnnlab.reference.synthesis_steps``, how §5 reads and most implementations run it);
+- ``(b) nn.LSTM stack``: a plain 3 x 400 ``nn.LSTM`` (cuDNN on GPU) and a linear mixture head, no window:
+  the practical ceiling.
+
+Reports the median milliseconds per step of ``--repeats`` steps after 2 warm-up steps, the ratios, and one
+JSON line.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from rnnlab.mixture import output_size, sequence_nll, split_params
+from rnnlab.models import HandwritingSynthesizer
+from rnnlab.reference.synthesis_steps import synthesis_forward
+from rnnlab.tasks.handwriting import ALPHABET
+
+WARMUP = 2
+HIDDEN, LAYERS, GAUSSIANS, MIXTURES, TEXT_LENGTH = 400, 3, 10, 20, 30  # Graves 2013 §5; a typical IAM line
+
+
+def _median_ms(device, repeats: int, step) -> float:
+    times = []
+    for i in range(WARMUP + repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= WARMUP:
+            times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--points", type=int, default=300)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = HandwritingSynthesizer(len(ALPHABET), HIDDEN, LAYERS, MIXTURES, GAUSSIANS, chars_per_step=0.05).to(device)
+    x = torch.randn(args.batch, args.points, 3, device=device)
+    targets = torch.cat([torch.randn(args.batch, args.points, 2), torch.rand(args.batch, args.points, 1).round()],
+                        dim=-1).to(device)
+    text = torch.randint(0, len(ALPHABET), (args.batch, TEXT_LENGTH), device=device)
+    lengths = torch.full((args.batch,), TEXT_LENGTH, device=device)
+
+    def step(forward, params):
+        def run():
+            for q in params:
+                q.grad = None
+            y = forward()
+            sequence_nll(split_params(y)[1], targets).mean().backward()
+        return run
+
+    stack = nn.LSTM(3, HIDDEN, LAYERS, batch_first=True).to(device)
+    head = nn.Linear(HIDDEN, output_size(MIXTURES)).to(device)
+    results = {
+        "rnnlab": _median_ms(device, args.repeats, step(lambda: model(x, text, lengths)[0], list(model.parameters()))),
+        "eager_per_step": _median_ms(device, args.repeats,
+                                     step(lambda: synthesis_forward(model, x, text, lengths)[0], list(model.parameters()))),
+        "lstm_stack": _median_ms(device, args.repeats, step(lambda: head(stack(x)[0]),
+                                                            list(stack.parameters()) + list(head.parameters()))),
+    }
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"synthesis step, batch {args.batch} x {args.points} points, {LAYERS} x {HIDDEN}, K {GAUSSIANS}, "
+          f"M {MIXTURES}, on {device.type} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'implementation':<28}{'ms / step':>12}")
+    for key, label in (("rnnlab", "rnnlab"), ("eager_per_step", "(a) eager per-step"), ("lstm_stack", "(b) nn.LSTM stack")):
+        print(f"{label:<28}{results[key]:>12.1f}")
+    speedup = results["eager_per_step"] / results["rnnlab"]
+    gap = results["rnnlab"] / results["lstm_stack"]
+    print(f"rnnlab is {speedup:.2f}x faster than (a) and {gap:.2f}x slower than (b)")
+    print(json.dumps({"device": device.type, "name": name, "batch": args.batch, "points": args.points,
+                      "ms": results, "speedup_vs_eager": speedup, "slowdown_vs_lstm_stack": gap}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Text -> handwriting with a synthesis run (Graves 2013 §5.3-5.5): batched sampling that stops, the bias,
+priming with a style, and pages of several lines. ``rnnlab write`` is a thin layer over :func:`write_text`.
+
+Sampling one batch of lines, each with its own text::
+
+    state <- the model run over the style's strokes (priming), with the text "style text" + " " + line text
+    repeat, one point per line per step:
+        stop a line when its window has moved past its last character (attention.finished: Graves' rule)
+                  or when it has drawn CAP_FACTOR times the points its text should take (the safety net)
+        draw the next point of every line still writing from the mixture (mixture.sample, with the bias)
+        feed the points back in
+
+A style is a real line of strokes and its text (a JSON file, or one of the run's ``styles.json``): the network
+reads it as if it had written it, and carries on in that hand. Everything here is in the data's own units;
+normalisation happens on the way in and out.
+"""
+
+from dataclasses import dataclass
+import json
+import math
+import os
+
+import numpy as np
+import torch
+
+from .attention import finished
+from .data.strokes import StrokeStats, offsets_to_points
+from .data.text import Vocab
+from .errors import UserError
+from .mixture import sample as sample_mixture
+
+MAX_BIAS = 10.0  # sigma shrinks by e^-10 and pi is a one-hot long before: larger biases change nothing
+CAP_FACTOR = 3.0  # a line stops after 3x its text's points at the training data's average speed (1% of IAM
+                  # lines are slower than 1.7x: 36 points per character against 21.8 on average)
+LINE_SPACING = 1.4  # page layout: baseline-to-baseline distance / the tallest line's height
+STYLES = "styles.json"  # in a run folder: [{"text": ..., "offsets": [[dx, dy, end_of_stroke], ...]}, ...]
+
+
+@dataclass(frozen=True)
+class Style:
+    """A primer: ``offsets`` ``(N, 3)`` in data units and the ``text`` they write."""
+
+    text: str
+    offsets: np.ndarray
+
+
+@dataclass
+class Written:
+    """The output of :func:`write_lines`, one entry per text: offsets ``(N_i, 3)`` in data units, the window
+    weights ``(N_i, U_i + 1)`` over the text's characters and the position past its end, and whether the line
+    ended by Graves' rule (True) or by the cap."""
+
+    texts: list
+    lines: list
+    phi: list
+    stopped: list
+
+
+def split_lines(text: str) -> list[str]:
+    """A user's text -> its lines: split at newlines (a typed backslash-n counts too), blank lines dropped."""
+    lines = [line.strip() for line in text.replace("\\n", "\n").split("\n")]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise UserError("the text to write is empty; give at least one character, for example: rnnlab write \"Hello\"")
+    return lines
+
+
+def check_texts(texts: list[str], vocab: Vocab, max_length: int) -> None:
+    """Every character in the model's alphabet and no line beyond the longest the model was trained on."""
+    vocab.encode(list("".join(texts)), "the text")  # names every unknown character
+    for n, text in enumerate(texts, 1):
+        if max_length and len(text) > max_length:
+            raise UserError(f"line {n} has {len(text)} characters, but this model was trained on lines of at most "
+                            f"{max_length}; break it into shorter lines with newlines")
+
+
+def check_bias(bias: float) -> None:
+    if not 0.0 <= bias <= MAX_BIAS:
+        raise UserError(f"--bias must be between 0 (plain sampling) and {MAX_BIAS:g} (neatest), got {bias}")
+
+
+def load_style(spec: str, run_dir: str, vocab: Vocab) -> Style:
+    """``spec``: the number of one of the run's built-in styles, or a JSON file ``{"text", "offsets"}``."""
+    if spec.isdigit():
+        path, number = os.path.join(run_dir, STYLES), int(spec)
+        styles = _read_styles(path) if os.path.exists(path) else []
+        if not 0 <= number < len(styles):
+            available = f"0 to {len(styles) - 1}" if styles else "none"
+            raise UserError(f"--style {spec}: this model has {len(styles)} built-in styles ({available}); "
+                            f"or give a JSON file with \"text\" and \"offsets\"")
+        style = styles[number]
+    else:
+        style = _read_styles(spec, single=True)[0]
+    vocab.encode(list(style.text), f"the style's text {style.text!r}")
+    return style
+
+
+def _read_styles(path: str, single: bool = False) -> list[Style]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"--style {path}: no such file; give a style number or a JSON file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"--style {path} is not readable JSON ({e})") from None
+    entries = [data] if single else data
+    styles = []
+    for entry in entries if isinstance(entries, list) else [None]:
+        try:
+            text, offsets = entry["text"], np.asarray(entry["offsets"], dtype=np.float32)
+        except (TypeError, KeyError, ValueError):
+            text, offsets = None, np.zeros(0)
+        if not isinstance(text, str) or not text.strip() or offsets.ndim != 2 or offsets.shape[1:] != (3,) \
+                or len(offsets) < 2 or not np.isfinite(offsets).all():
+            raise UserError(f"style file {path} must hold {{\"text\": \"...\", \"offsets\": [[dx, dy, end_of_stroke], "
+                            f"...]}} with a non-empty text and at least 2 finite rows of 3 numbers")
+        styles.append(Style(text.strip(), offsets))
+    return styles
+
+
+def _stats(config) -> StrokeStats:
+    return StrokeStats(config.mean_dx, config.mean_dy, config.std_dx, config.std_dy)
+
+
+@torch.inference_mode()
+def write_lines(model, config, vocab: Vocab, texts: list[str], bias: float, generator: torch.Generator,
+                style: Style | None = None) -> Written:
+    """Sample every text of ``texts`` as one line of handwriting, in one batch (module docstring)."""
+    model.eval()
+    device = next(model.parameters()).device
+    stats = _stats(config)
+    prefix = style.text + " " if style else ""
+    full = [prefix + text for text in texts]
+    lengths = torch.tensor([len(t) for t in full], device=device)
+    ids = torch.zeros(len(full), int(lengths.max()), dtype=torch.long, device=device)
+    for i, t in enumerate(full):
+        ids[i, : len(t)] = vocab.encode(list(t), "the text").to(device)
+    caps = [math.ceil(CAP_FACTOR * len(t) / (config.chars_per_step or 1.0)) for t in texts]
+
+    x = torch.zeros(len(full), 1, 3, device=device)
+    if style is not None:  # read the style's strokes as the network's own past
+        primer = torch.from_numpy(stats.normalise(style.offsets.astype(np.float32))).to(device)
+        x = torch.cat([x, primer.expand(len(full), -1, -1)], dim=1)
+    y, state = model(x, ids, lengths)
+    active = torch.ones(len(full), dtype=torch.bool, device=device)
+    by_rule = torch.zeros_like(active)
+    points, phis, alive = [], [], []
+    for t in range(max(caps)):
+        done = finished(state.phi[:, -1], lengths)
+        by_rule |= active & done
+        active &= ~done & (t < torch.tensor(caps, device=device))
+        if not active.any():
+            break
+        point = sample_mixture(y[:, -1], bias=bias, generator=generator)
+        points.append(point)
+        phis.append(state.phi[:, -1])
+        alive.append(active.clone())
+        y, state = model(point.unsqueeze(1), ids, lengths, state)
+
+    lines, windows = [], []
+    steps = torch.stack(alive, 1).sum(1).tolist() if alive else [0] * len(full)
+    drawn = torch.stack(points, 1).double().cpu().numpy() if points else np.zeros((len(full), 0, 3))
+    phi = torch.stack(phis, 1).cpu().numpy() if phis else np.zeros((len(full), 0, ids.size(1) + 1))
+    for i, (n, text) in enumerate(zip(steps, texts)):
+        offsets = stats.denormalise(drawn[i, :n]).astype(np.float32)
+        if n:
+            offsets[-1, 2] = 1.0  # the pen leaves the paper at the end of a line
+        lines.append(offsets)
+        start = len(prefix)  # the window over this line's own characters and the position past its end
+        windows.append(phi[i, :n, start : start + len(text) + 1])
+    return Written(list(texts), lines, windows, by_rule.cpu().tolist())
+
+
+def layout_page(lines: list[np.ndarray], spacing: float = LINE_SPACING) -> tuple[np.ndarray, float]:
+    """Lines of offsets -> one drawing of offsets ``(N, 3)``, the lines one under the other and left-aligned,
+    and the tallest line's height (the page's writing size for draw.save_strokes)."""
+    placed, heights = [], []
+    for offsets in lines:
+        points = offsets_to_points(offsets) if len(offsets) else np.zeros((0, 3))
+        if len(points):
+            points[:, 0] -= points[:, 0].min()
+            points[:, 1] -= np.median(points[:, 1])  # the middle of the writing on y = 0
+            heights.append(float(np.ptp(points[:, 1])))
+        placed.append(points)
+    height = max(heights, default=0.0) or 1.0
+    page = [points - [0.0, n * spacing * height, 0.0] for n, points in enumerate(placed) if len(points)]
+    if not page:
+        raise UserError("the model drew no point for any line; try another --seed or a smaller --bias")
+    points = np.concatenate(page)
+    xy = np.diff(points[:, :2], axis=0, prepend=np.zeros((1, 2)))
+    return np.concatenate([xy, points[:, 2:]], axis=1).astype(np.float32), height

@@ -1,0 +1,63 @@
+"""Copy a trained synthesis run into the package as ``builtin:handwriting``, with fp16 weights and styles.
+
+    python scripts/bundle_handwriting.py RUN [--styles 4] [--seed 0]
+
+Writes ``rnnlab/pretrained/handwriting/``: ``config.json`` and ``vocab.json`` as in the run, the weights as
+float16 safetensors (float32 on load), ``styles.json`` and ``TERMS.md``. The styles are lines the model wrote
+itself (fixed texts, seeds and bias), not IAM-OnDB strokes: the data's terms forbid shipping the data.
+"""
+
+import argparse
+import json
+import os
+import shutil
+
+from safetensors.torch import load_file, save_file
+import torch
+
+from rnnlab import checkpoint
+from rnnlab.writing import STYLES, write_lines
+
+STYLE_TEXTS = ("a quiet evening", "the early train", "more letters", "by hand")  # short: a primer, not a page
+STYLE_BIAS = 1.0  # neat enough that the primer is legible, loose enough that the hands differ
+TERMS = """# The bundled handwriting model: terms
+
+`model.safetensors` was trained by rnnlab on the IAM On-Line Handwriting Database (IAM-OnDB, Liwicki and Bunke,
+ICDAR 2005), which its owners license for **non-commercial research use only**. The weights are derived from that
+data: use them on the same terms. No IAM-OnDB strokes or transcriptions ship with rnnlab; `styles.json` holds
+lines written by this model itself.
+
+Training run, command and figures: README, "Handwriting" ({summary}).
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("--styles", type=int, default=len(STYLE_TEXTS))
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    run = checkpoint.load_run(args.run)
+    out = checkpoint.resolve_run_dir(checkpoint.BUILTIN_HANDWRITING)
+    os.makedirs(out, exist_ok=True)
+    for name in (checkpoint.CONFIG, checkpoint.VOCAB):
+        shutil.copyfile(os.path.join(args.run, name), os.path.join(out, name))
+    weights = load_file(os.path.join(args.run, checkpoint.WEIGHTS))
+    half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    meta = {**run.metadata, "source_run": os.path.basename(os.path.abspath(args.run)), "dtype": "float16"}
+    checkpoint.atomic_write(os.path.join(out, checkpoint.WEIGHTS), lambda tmp: save_file(half, tmp, metadata=meta))
+
+    styles = []
+    generator = torch.Generator().manual_seed(args.seed)
+    for text in STYLE_TEXTS[: args.styles]:
+        written = write_lines(run.model, run.config, run.vocab, [text], STYLE_BIAS, generator)
+        styles.append({"text": text, "offsets": [[round(float(v), 2) for v in row] for row in written.lines[0]]})
+    checkpoint.write_text(os.path.join(out, STYLES), json.dumps(styles))
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(meta.items()))
+    checkpoint.write_text(os.path.join(out, "TERMS.md"), TERMS.format(summary=summary))
+    print(f"bundled {args.run} (step {meta.get('step')}) into {out}: "
+          f"{os.path.getsize(os.path.join(out, checkpoint.WEIGHTS)) / 2**20:.2f} MB of weights, {len(styles)} styles")
+
+
+if __name__ == "__main__":
+    main()
