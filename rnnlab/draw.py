@@ -262,11 +262,13 @@ def _stroke_layout(offsets, stroke_width: float | None, writing_size: float | No
 
 def plot_attention(written, out_path: str) -> None:
     """The window weights phi of each written line (``writing.Written``): characters down, pen points across,
-    with the position past the last character as the bottom row, whose rise ends the line (Graves' rule)."""
+    with the position past the last character as the bottom row, whose rise ends the line (Graves' rule).
+    Each column is divided by its largest value, so the peak shows at every point whatever alpha's scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fmt = image_format(out_path)
     heights = [len(text) + 1 for text in written.texts]
@@ -274,7 +276,9 @@ def plot_attention(written, out_path: str) -> None:
                              figsize=(10, 0.5 + 0.16 * sum(heights) + 0.6 * len(heights)))
     try:
         for ax, text, phi, stopped in zip(axes[:, 0], written.texts, written.phi, written.stopped):
-            ax.imshow(phi.T, aspect="auto", interpolation="nearest", cmap="Greys", origin="upper")
+            peak = phi.max(axis=1, keepdims=True)
+            ax.imshow((phi / np.where(peak > 0, peak, 1.0)).T, aspect="auto", interpolation="nearest", cmap="Greys",
+                      origin="upper", vmin=0.0, vmax=1.0)
             ax.set_yticks(range(len(text) + 1), [repr(c)[1:-1] if c != " " else "␣" for c in text] + ["end"],
                           fontsize=7, family="monospace")
             how = "stopped by Graves' rule" if stopped else "cut at the cap of points"

@@ -20,6 +20,8 @@ from rnnlab.models import HandwritingSynthesizer
 from rnnlab.tasks import handwriting
 from rnnlab.writing import CAP_FACTOR, Style, layout_page, write_lines
 
+from conftest import shared_data
+
 ALPHABET = "acemnorsuvwxz"  # Hershey script letters without ascenders: every glyph a few pen points wide
 
 
@@ -210,3 +212,25 @@ def test_the_bundled_model_writes_on_cpu(tmp_path, capsys):
     assert main(["write", "Hello world", "-o", str(out), "--seed", "0", "--style", "0"]) == 0
     assert "did not reach its end" not in capsys.readouterr().err  # stopped by Graves' rule, not the cap
     assert len(ET.parse(out).getroot().findall(".//{http://www.w3.org/2000/svg}path")) >= 2
+
+
+def test_the_bundled_model_scores_the_iamondb_sample(tmp_path, capsys, monkeypatch):
+    sample = shared_data("handwriting", "iamondb-sample")
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
+    assert main(["evaluate", checkpoint.BUILTIN_HANDWRITING, "--data", sample, "--split", "all", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    # An untrained network of the same shape scores +2,021 nats per line here (measured); below 0 it has
+    # learnt the pen's movements and the text's alignment.
+    assert result["lines"] == 32 and result["nats_per_line"] < 0, result
+
+
+def test_a_synthesis_run_resumes_with_its_own_alphabet_and_statistics(tmp_path):
+    out = str(tmp_path / "run")
+    assert main(["train", "handwriting", "--preset", "graves-synthesis", "--set", *TINY, "--max-steps", "3",
+                 "--out", out, "--device", "cpu"]) == 0
+    before = checkpoint.read_header(out)["config"]
+    assert main(["train", "handwriting", "--resume", "--out", out, "--max-steps", "6", "--device", "cpu"]) == 0
+    after = checkpoint.read_header(out)["config"]
+    for key in ("chars_per_step", "max_text_length", "mean_dx", "std_dy", "alphabet"):
+        assert after[key] == before[key], key
+    assert checkpoint.load_run(out).metadata["step"] == "6"
