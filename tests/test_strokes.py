@@ -185,7 +185,7 @@ def test_stats_come_from_the_training_split_only(sample, tmp_path):
     mean, std = steps.mean(0), steps.std(0)
     s = splits.stats
     assert [s.mean_dx, s.mean_dy, s.std_dx, s.std_dy] == pytest.approx([*mean, *std], rel=1e-12)
-    everything = st.StrokeStats.from_lines(splits.train + splits.valid)
+    everything = st.StrokeStats.from_offsets([line.offsets for line in splits.train + splits.valid])
     assert everything.mean_dy != pytest.approx(s.mean_dy, rel=1e-3)
     normalised = np.concatenate([s.normalise(l.offsets)[1:] for l in splits.train]).astype(np.float64)
     np.testing.assert_allclose(normalised[:, :2].mean(0), 0, atol=1e-5)
@@ -238,3 +238,18 @@ def test_the_cache_key_follows_the_files(tmp_path):
     assert db.load_iamondb(root, cache_root=cache)[0][0].text == "after, a longer text"
     db.load_iamondb(root, cache_root=cache, max_step=None)  # another threshold, another cache file
     assert len([p for p in os.listdir(os.path.join(cache, "iamondb")) if p.endswith(".npz")]) == 3
+
+
+def test_thin_strokes_keeps_every_nth_point_and_every_pen_lift():
+    rng = np.random.default_rng(0)
+    points = np.zeros((11, 3))
+    points[:, :2] = rng.normal(size=(11, 2)).cumsum(axis=0)
+    points[[4, 10], 2] = 1.0  # two strokes: points 0-4 and 5-10
+    offsets = st.points_to_offsets(points)
+    offsets[0, :2] = points[0, :2]  # a first step from the origin, as Hershey lines have
+    points = st.offsets_to_points(offsets)
+    thin = st.thin_strokes(offsets, 2)
+    kept = [0, 2, 4, 5, 7, 9, 10]  # every 2nd point of each stroke, plus each stroke's last
+    np.testing.assert_allclose(st.offsets_to_points(thin), points[kept], atol=1e-4)
+    assert thin[:, 2].tolist() == [0, 0, 1, 0, 0, 0, 1]
+    assert st.thin_strokes(offsets, 1) is offsets

@@ -131,7 +131,7 @@ class StrokeSplits:
 
 def load_splits(source: str, valid_fraction: float = VALID_FRACTION, cache_root: str | None = None,
                 max_step: float | None = MAX_STEP_LENGTH) -> StrokeSplits:
-    """``load_iamondb`` + ``split_by_form`` + ``StrokeStats.from_lines`` on the training side."""
+    """``load_iamondb`` + ``split_by_form`` + ``StrokeStats.from_offsets`` on the training side."""
     lines, report = load_iamondb(source, cache_root, max_step)
     train, valid = split_by_form(lines, valid_fraction)
-    return StrokeSplits(train, valid, StrokeStats.from_lines(train), report)
+    return StrokeSplits(train, valid, StrokeStats.from_offsets([line.offsets for line in train]), report)

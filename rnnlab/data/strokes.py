@@ -159,6 +159,25 @@ def clip_steps(offsets: np.ndarray, max_length: float | None = MAX_STEP_LENGTH) 
     return offsets, int(long.sum())
 
 
+def thin_strokes(offsets: np.ndarray, stride: int) -> np.ndarray:
+    """Keep every ``stride``-th point of each stroke and its last one (the one with end_of_stroke): the same
+    strokes in fewer, longer steps, every pen lift kept. ``stride`` 1 returns ``offsets`` unchanged.
+
+        stroke (stride 2):  p0 p1 p2 p3 p4 p5 p6|     kept: p0 p2 p4 p6|
+    """
+    if stride == 1:
+        return offsets
+    points = offsets_to_points(offsets)
+    n = len(points)
+    last = points[:, 2] > 0.5
+    last[-1] = True
+    first = np.r_[True, last[:-1]]
+    stroke_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    kept = points[((np.arange(n) - stroke_start) % stride == 0) | last]
+    xy = np.diff(kept[:, :2], axis=0, prepend=np.zeros((1, 2)))  # the first step from the origin, as before
+    return np.concatenate([xy, kept[:, 2:]], axis=1).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------- the layout
 
 
@@ -275,8 +294,9 @@ class StrokeStats:
     std_dy: float
 
     @classmethod
-    def from_lines(cls, lines: list[Line]) -> "StrokeStats":
-        steps = np.concatenate([line.offsets[1:, :2] for line in lines] or [np.zeros((0, 2))]).astype(np.float64)
+    def from_offsets(cls, lines: list[np.ndarray]) -> "StrokeStats":
+        """From the ``(N, 3)`` offsets of each training line."""
+        steps = np.concatenate([offsets[1:, :2] for offsets in lines] or [np.zeros((0, 2))]).astype(np.float64)
         if len(steps) < 2:
             raise UserError(f"normalisation needs at least 2 pen steps, the {len(lines)} lines given hold {len(steps)}")
         mean, std = steps.mean(axis=0), steps.std(axis=0)

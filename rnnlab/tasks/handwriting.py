@@ -56,6 +56,7 @@ class Config(TrainConfig):
     alphabet: str = ALPHABET        # synthesis: the characters it can write (lines with others are skipped)
     chars_per_step: float = 0.0     # synthesis, set by the task: characters per point in the training lines
     max_text_length: int = 0        # synthesis, set by the task: the longest training text, the limit of write
+    point_stride: int = 1           # keep every n-th point of each stroke: fewer steps per line (1 = all, Graves)
     mean_dx: float = 0.0            # normalisation statistics of the training split: set by the task
     mean_dy: float = 0.0
     std_dx: float = 1.0
@@ -63,7 +64,7 @@ class Config(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("hidden_size", "num_layers", "mixtures", "synthetic_lines"):
+        for key in ("hidden_size", "num_layers", "mixtures", "synthetic_lines", "point_stride"):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.window_gaussians < 0:
@@ -127,9 +128,16 @@ def load_lines(config: Config) -> tuple[list[tuple], list[tuple], strokes.Stroke
         offsets = np.concatenate([o for _, o in train])[:, :2]
         stats = strokes.StrokeStats(*map(float, offsets.mean(0)), *map(float, offsets.std(0)))
         source = f"synthetic Hershey handwriting (seed {config.seed})"
+    if config.point_stride > 1:
+        train, valid = _thin(train, config.point_stride), _thin(valid, config.point_stride)
+        stats = strokes.StrokeStats.from_offsets([offsets for _, offsets in train])
     if config.window_gaussians:
         train, valid = _writable(train, config.alphabet, "training"), _writable(valid, config.alphabet, "validation")
     return train, valid, stats, source
+
+
+def _thin(lines: list[tuple], stride: int) -> list[tuple]:
+    return [(text, strokes.thin_strokes(offsets, stride)) for text, offsets in lines]
 
 
 def _writable(lines: list[tuple], alphabet: str, split: str) -> list[tuple]:
@@ -266,7 +274,7 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     if split == "all":
         if not config.data:
             raise UserError("--split all scores every line of --data PATH (an IAM-OnDB folder or archive)")
-        lines = [(line.text, line.offsets) for line in iamondb.load_iamondb(config.data)[0]]
+        lines = _thin([(line.text, line.offsets) for line in iamondb.load_iamondb(config.data)[0]], config.point_stride)
         if config.window_gaussians:
             lines = _writable(lines, config.alphabet, "")
     elif split == "valid":
