@@ -154,7 +154,7 @@ def _write(args) -> None:
                         f"--preset graves-synthesis), so it cannot write a given text")
     lines = split_lines(args.text)
     check_texts(lines, run.vocab, run.config.max_text_length)
-    style = load_style(args.style, run.path, run.vocab) if args.style is not None else None
+    style = load_style(args.style, run.path, run.vocab, run.config.point_stride) if args.style is not None else None
     if next(run.model.parameters()).device.type == "cpu":
         torch.set_num_threads(1)  # one point at a time is latency-bound (see _sample)
     generator = torch.Generator(next(run.model.parameters()).device)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .attention import finished
-from .data.strokes import StrokeStats, offsets_to_points
+from .data.strokes import StrokeStats, offsets_to_points, thin_strokes
 from .data.text import Vocab
 from .errors import UserError
 from .mixture import sample as sample_mixture
@@ -79,8 +79,10 @@ def check_bias(bias: float) -> None:
         raise UserError(f"--bias must be between 0 (plain sampling) and {MAX_BIAS:g} (neatest), got {bias}")
 
 
-def load_style(spec: str, run_dir: str, vocab: Vocab) -> Style:
-    """``spec``: the number of one of the run's built-in styles, or a JSON file ``{"text", "offsets"}``."""
+def load_style(spec: str, run_dir: str, vocab: Vocab, point_stride: int = 1) -> Style:
+    """``spec``: the number of one of the run's built-in styles (written by the model itself), or a JSON file
+    ``{"text", "offsets"}`` of strokes as the data records them, thinned like the training data
+    (``point_stride``)."""
     if spec.isdigit():
         path, number = os.path.join(run_dir, STYLES), int(spec)
         styles = _read_styles(path) if os.path.exists(path) else []
@@ -91,6 +93,7 @@ def load_style(spec: str, run_dir: str, vocab: Vocab) -> Style:
         style = styles[number]
     else:
         style = _read_styles(spec, single=True)[0]
+        style = Style(style.text, thin_strokes(style.offsets, point_stride))
     vocab.encode(list(style.text), f"the style's text {style.text!r}")
     return style
 
