@@ -276,8 +276,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("-o", "--output", required=True, help="the drawing to write (.svg or .png)")
     w.add_argument("--model", default=BUILTIN_HANDWRITING,
                    help=f"a synthesis run folder (default: {BUILTIN_HANDWRITING}, the bundled model)")
-    w.add_argument("--bias", type=float, default=0.75,
-                   help="Graves' sampling bias: 0 = as varied as the data, larger = neater (default 0.75)")
+    w.add_argument("--bias", type=float, default=1.5,
+                   help="Graves' sampling bias: 0 = as varied as the data, larger = neater (default 1.5)")
     w.add_argument("--style", help="prime with a style: the number of one of the model's styles, or a JSON file "
                                   "{\"text\": ..., \"offsets\": [[dx, dy, end_of_stroke], ...]}")
     w.add_argument("--seed", type=int, help="same seed, same writing (default: random)")
