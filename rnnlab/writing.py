@@ -138,7 +138,8 @@ def write_lines(model, config, vocab: Vocab, texts: list[str], bias: float, gene
     ids = torch.zeros(len(full), int(lengths.max()), dtype=torch.long, device=device)
     for i, t in enumerate(full):
         ids[i, : len(t)] = vocab.encode(list(t), "the text").to(device)
-    caps = [math.ceil(CAP_FACTOR * len(t) / (config.chars_per_step or 1.0)) for t in texts]
+    caps = torch.tensor([math.ceil(CAP_FACTOR * len(t) / (config.chars_per_step or 1.0)) for t in texts],
+                        device=device)
 
     x = torch.zeros(len(full), 1, 3, device=device)
     if style is not None:  # read the style's strokes as the network's own past
@@ -148,10 +149,10 @@ def write_lines(model, config, vocab: Vocab, texts: list[str], bias: float, gene
     active = torch.ones(len(full), dtype=torch.bool, device=device)
     by_rule = torch.zeros_like(active)
     points, phis, alive = [], [], []
-    for t in range(max(caps)):
+    for t in range(int(caps.max())):
         done = finished(state.phi[:, -1], lengths)
         by_rule |= active & done
-        active &= ~done & (t < torch.tensor(caps, device=device))
+        active &= ~done & (t < caps)
         if not active.any():
             break
         point = sample_mixture(y[:, -1], bias=bias, generator=generator)
