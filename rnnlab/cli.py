@@ -127,12 +127,12 @@ def _sample(args) -> None:
 def _sample_strokes(run, args) -> None:
     """Handwriting: ``--length`` points, unconditional, drawn to ``-o`` (.svg or .png)."""
     from .draw import save_strokes, stroke_image_format
+    from .writing import check_bias
 
     if not args.output:
         raise UserError("a handwriting run draws its sample: give -o out.svg (or .png)")
     stroke_image_format(args.output)  # a bad extension fails before sampling
-    if args.bias < 0:
-        raise UserError(f"--bias must be >= 0 (0 = plain sampling, larger = neater), got {args.bias}")
+    check_bias(args.bias)
     generator = torch.Generator(next(run.model.parameters()).device)
     generator.manual_seed(args.seed if args.seed is not None else torch.seed())
     save_strokes(run.task.write(run.model, run.config, args.length, args.bias, generator), args.output)

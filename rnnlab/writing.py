@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from .attention import finished
-from .data.strokes import StrokeStats, offsets_to_points, thin_strokes
+from .data.strokes import absolute_to_offsets, offsets_to_points, thin_strokes
 from .data.text import Vocab
 from .errors import UserError
 from .mixture import sample as sample_mixture
+from .tasks.handwriting import stats_of
 
 MAX_BIAS = 10.0  # sigma shrinks by e^-10 and pi is a one-hot long before: larger biases change nothing
 CAP_FACTOR = 3.0  # a line stops after 3x its text's points at the training data's average speed (1% of IAM
@@ -121,17 +122,13 @@ def _read_styles(path: str, single: bool = False) -> list[Style]:
     return styles
 
 
-def _stats(config) -> StrokeStats:
-    return StrokeStats(config.mean_dx, config.mean_dy, config.std_dx, config.std_dy)
-
-
 @torch.inference_mode()
 def write_lines(model, config, vocab: Vocab, texts: list[str], bias: float, generator: torch.Generator,
                 style: Style | None = None) -> Written:
     """Sample every text of ``texts`` as one line of handwriting, in one batch (module docstring)."""
     model.eval()
     device = next(model.parameters()).device
-    stats = _stats(config)
+    stats = stats_of(config)
     prefix = style.text + " " if style else ""
     full = [prefix + text for text in texts]
     lengths = torch.tensor([len(t) for t in full], device=device)
@@ -190,6 +187,4 @@ def layout_page(lines: list[np.ndarray], spacing: float = LINE_SPACING) -> tuple
     page = [points - [0.0, n * spacing * height, 0.0] for n, points in enumerate(placed) if len(points)]
     if not page:
         raise UserError("the model drew no point for any line; try another --seed or a smaller --bias")
-    points = np.concatenate(page)
-    xy = np.diff(points[:, :2], axis=0, prepend=np.zeros((1, 2)))
-    return np.concatenate([xy, points[:, 2:]], axis=1).astype(np.float32), height
+    return absolute_to_offsets(np.concatenate(page)), height

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .strokes import absolute_to_offsets  # noqa: F401 (also part of this module's interface)
 
 FONT = "scripts"  # Hershey Script Simplex: joined single-stroke lower case, the face closest to handwriting
 FIRST_CHAR, LAST_CHAR = " ", "~"  # printable ASCII, the range the font maps (its 96th glyph is a degree sign)
@@ -91,14 +92,6 @@ class HandwrittenLine:
     offsets: np.ndarray
     bounds: np.ndarray
     style: Style
-
-
-def absolute_to_offsets(points) -> np.ndarray:
-    """``(N, 3)`` absolute ``(x, y, end_of_stroke)`` -> float32 ``(N, 3)`` offsets, the first from the origin;
-    ``strokes.offsets_to_points`` is the inverse."""
-    points = np.asarray(points, dtype=np.float64)
-    xy = np.diff(points[:, :2], axis=0, prepend=np.zeros((1, 2)))
-    return np.concatenate([xy, points[:, 2:]], axis=1).astype(np.float32)
 
 
 @dataclass(frozen=True)

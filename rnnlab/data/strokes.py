@@ -145,6 +145,14 @@ def offsets_to_points(offsets: np.ndarray, start=(0.0, 0.0)) -> np.ndarray:
     return points
 
 
+def absolute_to_offsets(points) -> np.ndarray:
+    """``(N, 3)`` absolute ``(x, y, end_of_stroke)`` -> float32 ``(N, 3)`` offsets, the first from the origin
+    (where ``points_to_offsets`` makes it (0, 0)); ``offsets_to_points`` is the inverse."""
+    points = np.asarray(points, dtype=np.float64)
+    xy = np.diff(points[:, :2], axis=0, prepend=np.zeros((1, 2)))
+    return np.concatenate([xy, points[:, 2:]], axis=1).astype(np.float32)
+
+
 def clip_steps(offsets: np.ndarray, max_length: float | None = MAX_STEP_LENGTH) -> tuple[np.ndarray, int]:
     """Shorten every step longer than ``max_length`` to that length, keeping its direction; None keeps
     all. Returns the (N, 3) offsets (a copy when any step changes) and the number of steps shortened."""
@@ -173,9 +181,7 @@ def thin_strokes(offsets: np.ndarray, stride: int) -> np.ndarray:
     last[-1] = True
     first = np.r_[True, last[:-1]]
     stroke_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    kept = points[((np.arange(n) - stroke_start) % stride == 0) | last]
-    xy = np.diff(kept[:, :2], axis=0, prepend=np.zeros((1, 2)))  # the first step from the origin, as before
-    return np.concatenate([xy, kept[:, 2:]], axis=1).astype(np.float32)
+    return absolute_to_offsets(points[((np.arange(n) - stroke_start) % stride == 0) | last])
 
 
 # ---------------------------------------------------------------------------------- the layout
