@@ -26,6 +26,7 @@ def bench_preset(name: str, text: str, device: torch.device, steps: int, sample_
     config = charlm.PRESETS[name]
     torch.manual_seed(0)
     task = charlm.Task(config, text=text)
+    task.to(device)  # as train() does: the token stream lives on the device
     model = charlm.build_model(config, task.vocab).to(device)
     params = list(model.parameters())
     optimizer = build_optimizer(params, config)

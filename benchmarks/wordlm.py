@@ -55,6 +55,7 @@ def bench_one(preset: str, data: str, device: torch.device, steps: int) -> dict:
     config = override(wordlm.PRESETS[preset], {"data": data, "device": str(device)}, "benchmark")
     torch.manual_seed(0)
     task = wordlm.Task(config)
+    task.to(device)  # as train() does: the token stream lives on the device
     model = wordlm.build_model(config, task.vocab).to(device)
     params = list(model.parameters())
     optimizer = build_optimizer(params, config)

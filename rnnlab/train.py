@@ -12,6 +12,7 @@ A task object provides::
     task.evaluate(model) -> dict          validation metrics, at least "loss"
     task.preview(model, step, run_dir) -> str | None
                                           optional: something to show at each evaluation (a sample)
+    task.to(device)                       optional: move the training data to the device once
 
 Truncated BPTT is the loop's business, not the task's: the state a batch ends with is detached (the
 gradient stops there) and handed to the next batch, until ``reset`` says a new epoch begins. See
@@ -64,12 +65,21 @@ def to_device(batch, device):
     return batch
 
 
-def _finite(state) -> bool:
-    if state is None:
-        return True
+def _tensors(state):
+    """The tensors of a recurrent state: a tensor, nested tuples of them, or None."""
     if isinstance(state, torch.Tensor):
-        return bool(torch.isfinite(state).all())
-    return all(_finite(s) for s in state)
+        yield state
+    elif isinstance(state, (tuple, list)):
+        for s in state:
+            yield from _tensors(s)
+
+
+def _all_finite(state, device) -> torch.Tensor:
+    """A 0-dim bool tensor on ``device``, true when every number in ``state`` is finite; no host sync."""
+    flag = torch.ones((), dtype=torch.bool, device=device)
+    for t in _tensors(state):
+        flag = flag & torch.isfinite(t).all()
+    return flag
 
 
 def _rng_state() -> dict:
@@ -144,18 +154,20 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
     model.train()
     loss, new_carry, tokens = task.loss(model, batch, carry)
     optimizer.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):
-        return None, None, tokens
     loss.backward()
     # The norm is measured before any clipping, so an inf gradient is seen, not clipped to a finite value.
     norm = torch.nn.utils.clip_grad_norm_(params, config.clip or math.inf)
-    if not torch.isfinite(norm):
+    # One host sync per step, after the backward pass: the loss, the norm and the carried state are checked
+    # together, so a GPU never waits half-way through a step for the CPU to look at a number.
+    flags = torch.stack([torch.isfinite(loss) & torch.isfinite(norm), _all_finite(new_carry, loss.device)])
+    step_ok, carry_ok = flags.tolist()
+    if not step_ok:
         optimizer.zero_grad(set_to_none=True)
         return None, None, tokens
     if config.clip_value:
         torch.nn.utils.clip_grad_value_(params, config.clip_value)
     optimizer.step()
-    return loss.item(), (detach(new_carry) if _finite(new_carry) else None), tokens
+    return loss.item(), (detach(new_carry) if carry_ok else None), tokens
 
 
 def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resume: bool = False,
@@ -166,6 +178,8 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
     """
     device = resolve_device(config.device)
     model.to(device)
+    if hasattr(task, "to"):
+        task.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config)
     total = config.max_steps or config.epochs * task.steps_per_epoch

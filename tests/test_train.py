@@ -11,7 +11,8 @@ from rnnlab import checkpoint
 from rnnlab.config import override
 from rnnlab.errors import TrainingDiverged
 from rnnlab.tasks import charlm
-from rnnlab.train import train
+from rnnlab.optim import build_optimizer
+from rnnlab.train import train, train_step
 
 TEXT = "the quick brown fox jumps over the lazy dog.\nhello world, hello rnn.\n" * 60
 
@@ -105,6 +106,39 @@ def test_too_many_consecutive_non_finite_steps_stop_training(tmp_path):
         train(model, task, config, str(tmp_path))
     # The checkpoint of step 20 is intact and resumable.
     assert torch.load(tmp_path / "train_state.pt", weights_only=True)["step"] == 20
+
+
+class PoisonTask(charlm.Task):
+    """Tiny char LM whose loss gets +inf through a constant (finite gradient) or whose carry gets an inf."""
+
+    poison = ""
+
+    def loss(self, model, batch, state):
+        loss, state, n = super().loss(model, batch, state)
+        if self.poison == "loss":
+            loss = loss + torch.tensor(float("inf"))
+        if self.poison == "carry":
+            h, c = state
+            state = (h, c.clone().index_fill_(-1, torch.tensor([0]), float("inf")))
+        return loss, state, n
+
+
+@pytest.mark.parametrize("poison", ["loss", "carry"])
+def test_one_check_per_step_still_catches_an_inf_loss_and_an_inf_carry(poison):
+    config = tiny_config()
+    task = PoisonTask(config, text=TEXT)
+    task.poison = poison
+    torch.manual_seed(0)
+    model = charlm.build_model(config, task.vocab)
+    params = list(model.parameters())
+    before = [p.detach().clone() for p in params]
+    loss, carry, _ = train_step(model, task, task.train_batch(0)[0], None, build_optimizer(params, config),
+                                params, config)
+    changed = any(not torch.equal(a, b) for a, b in zip(before, params))
+    if poison == "loss":  # the gradient is finite, but an infinite loss is never a step
+        assert loss is None and carry is None and not changed
+    else:  # a finite loss is a good step; only the carried state is dropped
+        assert math.isfinite(loss) and carry is None and changed
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):

@@ -16,6 +16,7 @@ Truncated BPTT batches (the layout of char-rnn, the TF PTB tutorial and pytorch/
     gradient stops at the window edge (that is the "truncated" in truncated BPTT).
 """
 
+import copy
 from dataclasses import dataclass, field
 from importlib import resources
 import json
@@ -154,6 +155,14 @@ class TokenStream:
     def windows(self) -> int:
         """All windows, the last one possibly shorter: what evaluation iterates over."""
         return math.ceil(max(self.row_len - 1, 0) / self.seq_len)
+
+    def to(self, device) -> "TokenStream":
+        """The same stream with its rows on ``device`` (itself when they are there already)."""
+        if self.rows.device == torch.device(device):
+            return self
+        moved = copy.copy(self)
+        moved.rows = self.rows.to(device)
+        return moved
 
     def window(self, k: int):
         """Inputs and targets of window ``k``, each ``(batch_size, <= seq_len)``."""

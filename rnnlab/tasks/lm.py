@@ -64,11 +64,12 @@ def evaluate_stream(model: torch.nn.Module, stream: TokenStream) -> dict:
     """Mean next-token loss (nats) over every window of ``stream``, the state carried across windows."""
     model.eval()
     device = next(model.parameters()).device
+    stream = stream.to(device)
     total, state = torch.zeros((), dtype=torch.float64, device=device), None
     for k in range(stream.windows):
         x, y = stream.window(k)
-        logits, state = model(x.to(device), state)
-        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.to(device).reshape(-1), reduction="sum")
+        logits, state = model(x, state)
+        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
     return {"loss": total.item() / stream.tokens, "tokens": stream.tokens}
 
 
@@ -88,6 +89,10 @@ class LMTask:
             )
         self.train = TokenStream(train_ids, config.batch_size, config.seq_len)
         self.steps_per_epoch = self.train.full_windows
+
+    def to(self, device) -> None:
+        """Keep the training stream on the training device: no copy per batch."""
+        self.train = self.train.to(device)
 
     def train_batch(self, step: int):
         k = step % self.steps_per_epoch
