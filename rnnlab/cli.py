@@ -152,7 +152,7 @@ def _write(args) -> None:
     if not getattr(run.config, "window_gaussians", 0):
         raise UserError(f"{args.model} is not a handwriting synthesis run (train one with: rnnlab train handwriting "
                         f"--preset graves-synthesis), so it cannot write a given text")
-    lines = split_lines(args.text)
+    lines = split_lines(args.text, args.wrap)
     check_texts(lines, run.vocab, run.config.max_text_length)
     style = load_style(args.style, run.path, run.vocab, run.config.point_stride) if args.style is not None else None
     if next(run.model.parameters()).device.type == "cpu":
@@ -280,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
                    help="Graves' sampling bias: 0 = as varied as the data, larger = neater (default 1.5)")
     w.add_argument("--style", help="prime with a style: the number of one of the model's styles, or a JSON file "
                                   "{\"text\": ..., \"offsets\": [[dx, dy, end_of_stroke], ...]}")
+    w.add_argument("--wrap", type=int, default=0, metavar="N",
+                   help="break lines at spaces into lines of at most N characters (default 0: only at newlines)")
     w.add_argument("--seed", type=int, help="same seed, same writing (default: random)")
     w.add_argument("--show-attention", metavar="FILE", help="also plot the window weights (time x characters)")
     w.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")

@@ -1,5 +1,5 @@
 """Text -> handwriting with a synthesis run (Graves 2013 §5.3-5.5): batched sampling that stops, the bias,
-priming with a style, and pages of several lines. ``rnnlab write`` is a thin layer over :func:`write_text`.
+priming with a style, and pages of several lines. ``rnnlab write`` is a thin layer over :func:`write_lines`.
 
 Sampling one batch of lines, each with its own text::
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import json
 import math
 import os
+import textwrap
 
 import numpy as np
 import torch
@@ -57,9 +58,16 @@ class Written:
     stopped: list
 
 
-def split_lines(text: str) -> list[str]:
-    """A user's text -> its lines: split at newlines (a typed backslash-n counts too), blank lines dropped."""
+def split_lines(text: str, wrap: int = 0) -> list[str]:
+    """A user's text -> its lines: split at newlines (a typed backslash-n counts too), blank lines dropped;
+    with ``wrap`` > 0 each line is also broken at spaces into lines of at most ``wrap`` characters (a longer
+    word stays whole, and :func:`check_texts` judges it)."""
+    if wrap < 0:
+        raise UserError(f"--wrap must be a number of characters (0 = no wrapping), got {wrap}")
     lines = [line.strip() for line in text.replace("\\n", "\n").split("\n")]
+    if wrap:
+        lines = [piece for line in lines
+                 for piece in textwrap.wrap(line, wrap, break_long_words=False, break_on_hyphens=False)]
     lines = [line for line in lines if line]
     if not lines:
         raise UserError("the text to write is empty; give at least one character, for example: rnnlab write \"Hello\"")
@@ -72,7 +80,7 @@ def check_texts(texts: list[str], vocab: Vocab, max_length: int) -> None:
     for n, text in enumerate(texts, 1):
         if max_length and len(text) > max_length:
             raise UserError(f"line {n} has {len(text)} characters, but this model was trained on lines of at most "
-                            f"{max_length}; break it into shorter lines with newlines")
+                            f"{max_length}; break it into shorter lines with newlines or --wrap {min(40, max_length)}")
 
 
 def check_bias(bias: float) -> None:

@@ -18,7 +18,7 @@ from rnnlab.data.text import Vocab
 from rnnlab.mixture import sequence_nll, split_params
 from rnnlab.models import HandwritingSynthesizer
 from rnnlab.tasks import handwriting
-from rnnlab.writing import CAP_FACTOR, Style, layout_page, write_lines
+from rnnlab.writing import CAP_FACTOR, Style, layout_page, split_lines, write_lines
 
 from conftest import shared_data
 
@@ -173,6 +173,7 @@ def test_cli_trains_writes_and_plots_attention(tiny_run, tmp_path, capsys):
     (["", "-o", "{out}"], "empty"),
     (["h\u00e9llo @", "-o", "{out}"], "lacks: '\u00e9', '@'"),
     (["the cow " * 20, "-o", "{out}"], "break it into shorter lines"),
+    (["the cow", "-o", "{out}", "--wrap", "-1"], "--wrap must be"),
     (["the cow", "-o", "{out}", "--bias", "-1"], "--bias must be between"),
     (["the cow", "-o", "{out}", "--bias", "11"], "--bias must be between"),
     (["the cow", "-o", "{out}", "--style", "7"], "built-in styles"),
@@ -191,6 +192,22 @@ def test_write_refuses_bad_input_with_one_line_and_keeps_the_old_output(tiny_run
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert out.read_text() == "keep me"
+
+
+def test_split_lines_at_newlines_and_optionally_at_spaces():
+    assert split_lines("  the cow\\n\n saw me \n") == ["the cow", "saw me"]
+    text = "the quick brown fox jumps over the lazy dog"
+    wrapped = split_lines(text, wrap=12)
+    assert wrapped == ["the quick", "brown fox", "jumps over", "the lazy dog"]
+    assert " ".join(wrapped) == text and all(len(line) <= 12 for line in wrapped)
+    assert split_lines("a extraordinarily b", wrap=5) == ["a", "extraordinarily", "b"]  # a word is never cut
+
+
+def test_write_wraps_a_long_line_into_a_page(tiny_run, tmp_path):
+    out, text = tmp_path / "page.svg", "the cow " * 20
+    assert len(split_lines(text, wrap=30)) == 6  # 159 characters: 5 lines of 27 and one of 19
+    assert main(["write", text, "--wrap", "30", "--model", tiny_run, "-o", str(out), "--seed", "1"]) == 0
+    assert len(ET.parse(out).getroot().findall(".//{http://www.w3.org/2000/svg}path")) >= 6  # a pen lift per line
 
 
 def test_write_with_a_style_file_and_a_prediction_run_refused(tiny_run, tmp_path, capsys):
