@@ -91,6 +91,9 @@ class Recurrent(nn.Module):
         if state is not None:
             batch = (state[0] if isinstance(state, tuple) else state).size(1)
         check_sequence(x, "recurrent input", self.input_size, batch)
+        if self.fused and x.size(1) == 1:  # sampling, one step per call: the fused kernel's set-up dominates
+            out, state = self.step(x[:, 0], state)
+            return out.unsqueeze(1), state
         if self.fused:
             return self.rnn(x, state)
         if state is None:

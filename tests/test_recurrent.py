@@ -207,6 +207,28 @@ def test_step_by_step_equals_the_whole_sequence(cell, impl):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "rnn_relu"])
+def test_calls_of_one_step_equal_the_whole_sequence_with_gradients(cell):
+    # A (B, 1, F) call takes the single-cell kernels (as sampling does); it must agree with the fused
+    # whole-sequence call in outputs, final state and weight gradients.
+    torch.manual_seed(0)
+    layer = Recurrent(cell, 5, 7, num_layers=2, forget_bias=1.0).double()
+    x = torch.randn(2, 6, 5, dtype=torch.float64)
+    expected, _ = layer(x)
+    expected.square().sum().backward()
+    whole = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    state, outputs = None, []
+    for t in range(x.size(1)):
+        out, state = layer(x[:, t : t + 1], state)
+        outputs.append(out)
+    stepped = torch.cat(outputs, 1)
+    stepped.square().sum().backward()
+    torch.testing.assert_close(stepped, expected, atol=1e-12, rtol=1e-10)
+    for a, p in zip(whole, layer.parameters()):
+        torch.testing.assert_close(p.grad, a, atol=1e-12, rtol=1e-10)
+
+
 @pytest.mark.parametrize("embedding_size", [0, 4])
 def test_language_model_step_equals_forward(embedding_size):
     from rnnlab.models import RNNLanguageModel
