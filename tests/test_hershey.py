@@ -7,9 +7,8 @@ import torch
 from HersheyFonts import HersheyFonts
 
 from rnnlab.data import hershey
-from rnnlab.data.strokes import offsets_to_points
-from rnnlab.data.hershey import (MAX_STEP, WORDS, Style, absolute_to_offsets, random_lines,
-                                 render_text)
+from rnnlab.data.hershey import MAX_STEP, WORDS, Style, random_lines, render_text
+from rnnlab.data.strokes import absolute_to_offsets, offsets_to_points
 from rnnlab.errors import UserError
 
 TEXT = "Hello world, quick fox!"

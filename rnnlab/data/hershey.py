@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .strokes import absolute_to_offsets  # noqa: F401 (also part of this module's interface)
+from .strokes import absolute_to_offsets
 
 FONT = "scripts"  # Hershey Script Simplex: joined single-stroke lower case, the face closest to handwriting
 FIRST_CHAR, LAST_CHAR = " ", "~"  # printable ASCII, the range the font maps (its 96th glyph is a degree sign)
