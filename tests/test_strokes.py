@@ -237,7 +237,24 @@ def test_the_cache_key_follows_the_files(tmp_path):
     _fake_tree(tmp_path / "db", {}, {"a01-100a": ["after, a longer text"]})  # an edit deep in ascii/
     assert db.load_iamondb(root, cache_root=cache)[0][0].text == "after, a longer text"
     db.load_iamondb(root, cache_root=cache, max_step=None)  # another threshold, another cache file
-    assert len([p for p in os.listdir(os.path.join(cache, "iamondb")) if p.endswith(".npz")]) == 3
+    assert len([p for p in os.listdir(os.path.join(cache, "iamondb")) if p.endswith(".npz")]) == 2  # "before" is gone
+
+
+def test_a_changed_archive_replaces_its_old_cache_entries_and_keeps_other_sources(sample, tmp_path):
+    archive = tmp_path / "sample.tar.xz"
+    with tarfile.open(archive, "w:xz", preset=1) as tar:
+        tar.add(os.path.join(sample, "lineStrokes"), arcname="lineStrokes")
+        tar.add(os.path.join(sample, "ascii"), arcname="ascii")
+    cache = tmp_path / "cache"
+    db.load_iamondb(sample, cache_root=str(cache))  # another source in the same cache
+    db.load_iamondb(str(archive), cache_root=str(cache))
+    before = set(os.listdir(cache / "iamondb"))
+    assert len(before) == 3  # the folder's .npz, the archive's .npz and its unpacked tree
+    os.utime(archive, ns=(0, 10**18))  # as a re-download would: same path, another mtime
+    lines, _ = db.load_iamondb(str(archive), cache_root=str(cache))
+    after = set(os.listdir(cache / "iamondb"))
+    assert len(after) == 3 and len(before & after) == 1  # only the folder's entry survives; nothing piles up
+    assert len(lines) == 32
 
 
 def test_thin_strokes_keeps_every_nth_point_and_every_pen_lift():

@@ -31,36 +31,58 @@ def load_iamondb(source: str, cache_root: str | None = None, max_step: float | N
                  refresh: bool = False) -> tuple[list[Line], ReadReport]:
     """Lines and report from the IAM-OnDB folder or ``.tar.xz`` at ``source``, through the cache
     ``<cache_root or $RNNLAB_DATA or ~/.cache/rnnlab>/iamondb/``: the archive is unpacked there once and
-    the lines are stored as ``lines-v<CACHE_VERSION>-<key>.npz``, the key hashing the source's path, size
-    and mtime (every file's, for a folder) and ``max_step``. ``refresh`` rebuilds the .npz."""
+    the lines are stored as ``lines-v<CACHE_VERSION>-<source>-<state>-<max_step>.npz``: hashes of the source's
+    path, of its size and mtime (every file's, for a folder) and of ``max_step``. When the source changes, the
+    entries of its previous state are deleted, so a re-downloaded archive does not leave 0.5 GB behind.
+    ``refresh`` rebuilds the .npz."""
     source = os.path.abspath(os.path.expanduser(source))
     if not os.path.exists(source):
         raise UserError(f"{source} does not exist; give the IAM-OnDB folder or iamondb_lineStrokes_ascii.tar.xz")
     folder = os.path.join(cache_root or cache_dir(), CACHE_SUBDIR)
-    key = _fingerprint(source, max_step)
-    cached = os.path.join(folder, f"lines-v{CACHE_VERSION}-{key}.npz")
+    source_key, state_key = _digest(source), _state(source)
+    cached = os.path.join(folder, f"lines-v{CACHE_VERSION}-{source_key}-{state_key}-{_digest(repr(max_step))}.npz")
     if os.path.isfile(cached) and not refresh:
         try:
             return _load_npz(cached)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
             log.warning("cache %s is unreadable (%s); rebuilding it", cached, e)
-    root = _unpack(source, folder, key) if os.path.isfile(source) else source
+    root = _unpack(source, folder, f"{source_key}-{state_key}") if os.path.isfile(source) else source
     lines, report = read_iamondb(root, max_step)
     _save_npz(cached, lines, report)
+    _forget_other_states(folder, source_key, state_key)
     return lines, report
 
 
-def _fingerprint(source: str, max_step) -> str:
-    parts = [source, str(CACHE_VERSION), repr(max_step)]
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _state(source: str) -> str:
+    """A hash of the size and mtime of ``source``, or of every file below it: an edit anywhere changes it."""
     if os.path.isfile(source):
-        parts += [str(os.path.getsize(source)), str(os.stat(source).st_mtime_ns)]
-    else:  # an edit anywhere below must change the key: 13k stats take well under a second
-        for dirpath, dirs, names in os.walk(source):
-            dirs.sort()
-            for name in sorted(names):
-                stat = os.stat(os.path.join(dirpath, name))
-                parts.append(f"{os.path.relpath(os.path.join(dirpath, name), source)}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        return _digest(f"{os.path.getsize(source)}:{os.stat(source).st_mtime_ns}")
+    parts = []  # 13k stats take well under a second
+    for dirpath, dirs, names in os.walk(source):
+        dirs.sort()
+        for name in sorted(names):
+            stat = os.stat(os.path.join(dirpath, name))
+            parts.append(f"{os.path.relpath(os.path.join(dirpath, name), source)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return _digest("\n".join(parts))
+
+
+def _forget_other_states(folder: str, source_key: str, state_key: str) -> None:
+    """Delete the unpacked trees and .npz files of ``source_key``'s other states (and older cache versions)."""
+    current = (f"tree-{source_key}-{state_key}", f"lines-v{CACHE_VERSION}-{source_key}-{state_key}-")
+    for name in os.listdir(folder):
+        ours = name.startswith(f"tree-{source_key}-") or (name.startswith("lines-v") and f"-{source_key}-" in name
+                                                          and name.endswith(".npz"))
+        if ours and not name.startswith(current):
+            path = os.path.join(folder, name)
+            log.info("removing %s: its source has changed since", path)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
 
 
 def _unpack(archive: str, folder: str, key: str) -> str:
