@@ -3,6 +3,7 @@ lines read by ``strokes.read_iamondb`` are stored as one ``.npz`` (no pickle), s
 about a second. The cache is ``<$RNNLAB_DATA or ~/.cache/rnnlab>/iamondb/``, never the repository.
 """
 
+import contextlib
 from dataclasses import asdict, dataclass
 import hashlib
 import json
@@ -82,7 +83,8 @@ def _forget_other_states(folder: str, source_key: str, state_key: str) -> None:
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
-                os.remove(path)
+                with contextlib.suppress(FileNotFoundError):  # another run started on the same archive got there first
+                    os.remove(path)
 
 
 def _unpack(archive: str, folder: str, key: str) -> str:
