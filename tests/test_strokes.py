@@ -214,14 +214,20 @@ def test_npz_cache_round_trip_without_pickle(sample, sample_lines, tmp_path, mon
     assert db.load_iamondb(sample)[0] is sample_lines[0]
 
 
-def test_reading_a_tar_xz_equals_reading_the_folder(sample, sample_lines, tmp_path):
-    archive = tmp_path / "sample.tar.xz"
-    with tarfile.open(archive, "w:xz", preset=1) as tar:
+def _archive(sample, path, evil: bool = False):
+    """The sample folder packed as the IAM-OnDB .tar.xz is; with ``evil``, plus a member escaping by ".."."""
+    with tarfile.open(path, "w:xz", preset=1) as tar:
         for part in ("lineStrokes", "ascii"):
             tar.add(os.path.join(sample, part), arcname=part)
-        evil = tarfile.TarInfo("../escaped.txt")  # a member that would land outside the cache
-        evil.size = 3
-        tar.addfile(evil, io.BytesIO(b"bad"))
+        if evil:  # a member that would land outside the cache
+            member = tarfile.TarInfo("../escaped.txt")
+            member.size = 3
+            tar.addfile(member, io.BytesIO(b"bad"))
+    return path
+
+
+def test_reading_a_tar_xz_equals_reading_the_folder(sample, sample_lines, tmp_path):
+    archive = _archive(sample, tmp_path / "sample.tar.xz", evil=True)
     cache = tmp_path / "cache"
     lines, report = db.load_iamondb(str(archive), cache_root=str(cache))
     _same(lines, sample_lines[0])
@@ -241,10 +247,7 @@ def test_the_cache_key_follows_the_files(tmp_path):
 
 
 def test_a_changed_archive_replaces_its_old_cache_entries_and_keeps_other_sources(sample, tmp_path):
-    archive = tmp_path / "sample.tar.xz"
-    with tarfile.open(archive, "w:xz", preset=1) as tar:
-        tar.add(os.path.join(sample, "lineStrokes"), arcname="lineStrokes")
-        tar.add(os.path.join(sample, "ascii"), arcname="ascii")
+    archive = _archive(sample, tmp_path / "sample.tar.xz")
     cache = tmp_path / "cache"
     db.load_iamondb(sample, cache_root=str(cache))  # another source in the same cache
     db.load_iamondb(str(archive), cache_root=str(cache))
