@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 NAME = "handwriting"
 # What the synthesis network writes by default: every character of the IAM-OnDB transcriptions but "[", "]"
-# and "*" (7 of 10,100 training lines), which are skipped, counted, in training. Rare letters (Q, X, Z: 17, 3
+# and "*" (5 of 10,100 training lines), which are skipped, counted, in training. Rare letters (Q, X, Z: 17, 3
 # and 5 lines) stay in: a letter outside the alphabet is an error at write time, never silently dropped.
 ALPHABET = " !\"#&'()+,-./0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
