@@ -86,3 +86,53 @@ def test_evaluate_all_lines_of_the_iamondb_sample(tmp_path, capsys, monkeypatch)
     assert main(["evaluate", out, "--data", sample, "--split", "all", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["lines"] == 32 and np.isfinite(result["nats_per_line"])
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def fails(capsys, argv, *expected):
+    """Run the CLI: exit status 2 and one ``rnnlab: error:`` line on stderr holding each of ``expected``."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnlab: error: "), err
+    assert all(text in err[0] for text in expected), err[0]
+    return err[0]
+
+
+SMALL = ["hidden_size=8", "num_layers=1", "mixtures=2", "batch_size=4", "sample_points=0"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    """A one-step run on synthetic lines with valid_fraction 0.2: no form of the IAM-OnDB sample falls below it."""
+    out = str(tmp_path_factory.mktemp("hw") / "run")
+    assert main(["train", "handwriting", "--out", out, "--max-steps", "1", "--set", *SMALL, "synthetic_lines=12",
+                 "valid_fraction=0.2", "device=cpu"]) == 0
+    return out
+
+
+def test_a_split_without_validation_or_training_lines_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    sample = shared_data("handwriting", "iamondb-sample")
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
+    out = str(tmp_path / "run")
+    train_args = ["train", "handwriting", "--data", sample, "--out", out, "--max-steps", "2", "--set", *SMALL]
+    # The default valid_fraction (0.1) holds out none of the sample's 4 forms: refused, not a crash at evaluation.
+    fails(capsys, train_args, "no validation lines", "valid_fraction=0.1", "4 forms", "raise valid_fraction")
+    message = fails(capsys, train_args + ["window_gaussians=2"], "no validation lines")
+    assert "alphabet" not in message  # the synthesis network: no line at all, not none it can write
+    fails(capsys, train_args + ["valid_fraction=0.95"], "no training lines", "lower valid_fraction")
+    assert not os.path.exists(out)
+    fails(capsys, train_args + ["window_gaussians=2", "valid_fraction=0.5", "alphabet=xyz"],
+          "none of the 9 training lines can be written with the alphabet 'xyz'")
+
+
+def test_evaluating_an_empty_validation_split_suggests_split_all(synthetic_run, tmp_path, capsys, monkeypatch):
+    sample = shared_data("handwriting", "iamondb-sample")
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
+    fails(capsys, ["evaluate", synthetic_run, "--data", sample], "valid_fraction=0.2", "none of the 4 forms",
+          "--split all")
+    capsys.readouterr()
+    assert main(["evaluate", synthetic_run, "--data", sample, "--split", "all", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["lines"] == 32

@@ -195,6 +195,8 @@ def test_stats_come_from_the_training_split_only(sample, tmp_path):
     assert st.StrokeStats.from_dict(s.to_dict()) == s
     with pytest.raises(UserError, match="std_dx"):
         st.StrokeStats.from_dict({"mean_dx": 0.0, "mean_dy": 0.0, "std_dx": 1.0})
+    with pytest.raises(UserError, match="no training lines: valid_fraction=0.95 held out all 4 forms"):
+        db.load_splits(sample, valid_fraction=0.95, cache_root=str(tmp_path))
 
 
 def test_npz_cache_round_trip_without_pickle(sample, sample_lines, tmp_path, monkeypatch):

@@ -155,7 +155,11 @@ class StrokeSplits:
 
 def load_splits(source: str, valid_fraction: float = VALID_FRACTION, cache_root: str | None = None,
                 max_step: float | None = MAX_STEP_LENGTH) -> StrokeSplits:
-    """``load_iamondb`` + ``split_by_form`` + ``StrokeStats.from_offsets`` on the training side."""
+    """``load_iamondb`` + ``split_by_form`` + ``StrokeStats.from_offsets`` on the training side, which must
+    hold a line (the validation side may be empty: ``valid_fraction`` 0)."""
     lines, report = load_iamondb(source, cache_root, max_step)
     train, valid = split_by_form(lines, valid_fraction)
+    if not train:  # the training statistics need lines
+        raise UserError(f"the split by form left no training lines: valid_fraction={valid_fraction:g} held out all "
+                        f"{len({line.form_id for line in valid})} forms at {source}; lower valid_fraction or give more forms")
     return StrokeSplits(train, valid, StrokeStats.from_offsets([line.offsets for line in train]), report)

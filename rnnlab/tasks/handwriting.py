@@ -115,6 +115,10 @@ def load_lines(config: Config) -> tuple[list[tuple], list[tuple], strokes.Stroke
     description. The synthesis network keeps only lines whose text it can write (the rest are counted)."""
     if config.data:
         splits = iamondb.load_splits(config.data, config.valid_fraction)
+        if not splits.valid:  # a form's side is a hash of its text id: a few forms can all land in training
+            raise UserError(f"the split by form left no validation lines: valid_fraction={config.valid_fraction:g} "
+                            f"held out none of the {len({line.form_id for line in splits.train})} forms at "
+                            f"{config.data}; raise valid_fraction (e.g. --set valid_fraction=0.5) or give more forms")
         train = [(line.text, line.offsets) for line in splits.train]
         valid = [(line.text, line.offsets) for line in splits.valid]
         stats, source = splits.stats, f"IAM-OnDB at {config.data}"
@@ -141,6 +145,8 @@ def _thin(lines: list[tuple], stride: int) -> list[tuple]:
 
 
 def _writable(lines: list[tuple], alphabet: str, split: str) -> list[tuple]:
+    """The lines whose text the synthesis network can write; ``lines`` is never empty (callers check)."""
+    assert lines, f"no {split} lines to filter"
     known = set(alphabet)
     kept = [(text, offsets) for text, offsets in lines if text and set(text) <= known]
     if len(kept) < len(lines):
@@ -148,9 +154,15 @@ def _writable(lines: list[tuple], alphabet: str, split: str) -> list[tuple]:
         log.info("skipped %d of %d %s lines: empty text or characters outside the alphabet (%s)",
                  len(lines) - len(kept), len(lines), split, "".join(strange) or "none")
     if not kept:
-        raise UserError(f"no {split} line can be written with the alphabet {alphabet!r}; set alphabet= to "
-                        f"the characters of the data")
+        raise UserError(f"none of the {len(lines)} {split} lines can be written with the alphabet {alphabet!r}; "
+                        f"set alphabet= to the characters of the data")
     return kept
+
+
+def _scored(lines: list[tuple], config: Config, split: str) -> list[tuple]:
+    """Raw ``(text, offsets)`` lines as the run sees them: thinned, and writable for a synthesis run."""
+    lines = _thin(lines, config.point_stride)
+    return _writable(lines, config.alphabet, split) if config.window_gaussians else lines
 
 
 def pad_lines(lines: list[tuple], vocab: Vocab | None = None) -> dict:
@@ -238,6 +250,7 @@ class Task:
 @torch.inference_mode()
 def evaluate_lines(model, lines: list[tuple], batch_size: int, vocab: Vocab | None = None) -> dict:
     """Negative log-likelihood of normalised ``(text, offsets)`` lines: nats per line (Graves' unit) and per point."""
+    assert lines, "no lines to evaluate: the callers refuse an empty split with a UserError"
     model.eval()
     device = next(model.parameters()).device
     total, points = 0.0, 0
@@ -269,18 +282,24 @@ def write(model, config: Config, points: int, bias: float, generator: torch.Gene
 
 def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     """Score the run's validation lines, or every line at ``data`` (``split="all"``), with the run's statistics."""
+    if split not in ("valid", "all"):
+        raise UserError(f"--split must be valid or all for a handwriting run, got {split}")
     config = replace(run.config, data=data or run.config.data)
     stats = stats_of(run.config)
     if split == "all":
         if not config.data:
             raise UserError("--split all scores every line of --data PATH (an IAM-OnDB folder or archive)")
-        lines = _thin([(line.text, line.offsets) for line in iamondb.load_iamondb(config.data)[0]], config.point_stride)
-        if config.window_gaussians:
-            lines = _writable(lines, config.alphabet, "")
-    elif split == "valid":
-        lines = load_lines(config)[1]
+        lines = _scored([(line.text, line.offsets) for line in iamondb.load_iamondb(config.data)[0]], config, "scored")
+    elif config.data:  # the run's own split of these forms; its training side is not needed
+        every = iamondb.load_iamondb(config.data)[0]
+        lines = strokes.split_by_form(every, config.valid_fraction)[1]
+        if not lines:
+            raise UserError(f"the run's split by form (valid_fraction={config.valid_fraction:g}) holds none of the "
+                            f"{len({line.form_id for line in every})} forms at {config.data} for validation; score "
+                            f"every line with --split all")
+        lines = _scored([(line.text, line.offsets) for line in lines], config, "validation")
     else:
-        raise UserError(f"--split must be valid or all for a handwriting run, got {split}")
+        lines = load_lines(config)[1]
     normalised = [(text, stats.normalise(offsets.astype(np.float32))) for text, offsets in lines]
     result = evaluate_lines(run.model, normalised, run.config.batch_size, run.vocab)
     return {**result, "split": split, "data": config.data or "synthetic"}
