@@ -136,3 +136,19 @@ def test_evaluating_an_empty_validation_split_suggests_split_all(synthetic_run, 
     capsys.readouterr()
     assert main(["evaluate", synthetic_run, "--data", sample, "--split", "all", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["lines"] == 32
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("lines.txt", b"not handwriting\n" * 100, "not a tar archive"),
+    ("fake.tar.xz", bytes(range(256)) * 4, "not a tar archive"),
+    ("empty.tar.xz", b"", "an empty file"),
+], ids=["text", "junk", "empty"])
+def test_data_that_is_no_archive_is_one_line(synthetic_run, tmp_path, capsys, monkeypatch, name, content, expected):
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
+    data = tmp_path / name
+    data.write_bytes(content)
+    out = str(tmp_path / "run")
+    fails(capsys, ["train", "handwriting", "--data", str(data), "--out", out, "--max-steps", "2", "--set", *SMALL],
+          str(data), expected, "IAM-OnDB folder")
+    assert not os.path.exists(out)
+    fails(capsys, ["evaluate", synthetic_run, "--data", str(data), "--split", "all"], expected)

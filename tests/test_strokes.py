@@ -146,17 +146,24 @@ def test_bad_files_are_skipped_with_counted_reasons(tmp_path, caplog):
     assert "skipped 13 line XMLs" in caplog.text and "shortened 1 steps" in caplog.text
 
 
-def test_paths_without_the_layout_are_user_errors(tmp_path):
+def test_paths_without_the_layout_are_user_errors(sample, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "not.tar.xz").write_bytes(b"not an archive")
+    (tmp_path / "lines.txt").write_text("a text file, not handwriting\n" * 100)
+    (tmp_path / "nothing.tar.xz").write_bytes(b"")
+    whole = _archive(sample, tmp_path / "whole.tar.xz").read_bytes()
+    (tmp_path / "cut.tar.xz").write_bytes(whole[: len(whole) // 3])
     bare = _fake_tree(tmp_path / "bare", {}, {"a01-100a": ["text"]})
     (tmp_path / "bare" / "lineStrokes").mkdir()
     placeholders = _fake_tree(tmp_path / "ph", {"z01-000z": {"z01-000z-01.xml": GOOD}}, {"z01-000z": [st.PLACEHOLDER]})
     for path, message in [(tmp_path / "missing", "does not exist"), (tmp_path / "empty", "lineStrokes/"),
-                          (tmp_path / "not.tar.xz", "not a readable tar"), (bare, "holds no line XML"),
-                          (placeholders, "no usable line")]:
-        with pytest.raises(UserError, match=message):
+                          (tmp_path / "not.tar.xz", "not a tar archive"), (tmp_path / "lines.txt", "not a tar archive"),
+                          (tmp_path / "nothing.tar.xz", "an empty file"), (tmp_path / "cut.tar.xz", "damaged or truncated"),
+                          (bare, "holds no line XML"), (placeholders, "no usable line")]:
+        with pytest.raises(UserError, match=message) as error:
             db.load_iamondb(str(path), cache_root=str(tmp_path / "cache"))
+        assert "\n" not in str(error.value)  # the CLI prints one line (tarfile's own message has five)
+    assert not [p for p in os.listdir(tmp_path / "cache" / "iamondb") if p.startswith((".unpacking", "tree-"))]
 
 
 # ------------------------------------------------------------------- split, statistics, cache

@@ -94,8 +94,8 @@ def _unpack(archive: str, folder: str, key: str) -> str:
         os.makedirs(folder, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".unpacking-", dir=folder)
         try:
-            log.info("unpacking %s into %s", archive, target)
-            with tarfile.open(archive, "r:*") as tar:
+            with _open_tar(archive) as tar:
+                log.info("unpacking %s into %s", archive, target)
                 for member in tar:  # regular files with relative names only: no links, no escape by ".."
                     name = os.path.normpath(member.name)
                     if member.isfile() and not os.path.isabs(name) and not name.startswith(".."):
@@ -104,14 +104,25 @@ def _unpack(archive: str, folder: str, key: str) -> str:
                             shutil.copyfileobj(src, dst)
             os.rename(tmp, target)  # atomic: a crash leaves only .unpacking-*, never a partial tree-<key>
         except (tarfile.TarError, lzma.LZMAError, EOFError, zlib.error) as e:
-            raise UserError(f"{archive} is not a readable tar archive ({e}); give iamondb_lineStrokes_ascii.tar.xz "
-                            f"as distributed or the folder unpacked from it") from None
+            reason = (str(e).splitlines() or [type(e).__name__])[0]  # one line: the CLI prints one
+            raise UserError(f"{archive} is a damaged or truncated archive ({reason}); give "
+                            f"iamondb_lineStrokes_ascii.tar.xz as distributed or the folder unpacked from it") from None
         except OSError:
             if not os.path.isdir(target):  # else another process finished the same unpacking first
                 raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return layout_root(target)
+
+
+def _open_tar(archive: str) -> tarfile.TarFile:
+    """``archive`` opened as a plain, gzip, bzip2 or xz tar; a file that is none of them is a UserError."""
+    try:
+        return tarfile.open(archive, "r:*")
+    except tarfile.ReadError:  # its message lists every method tried, one per line: not for the user
+        what = "an empty file" if os.path.getsize(archive) == 0 else "not a tar archive (plain, .gz, .bz2 or .xz)"
+        raise UserError(f"{archive} is {what}; give the IAM-OnDB folder or iamondb_lineStrokes_ascii.tar.xz "
+                        f"as distributed") from None
 
 
 def _save_npz(path: str, lines: list[Line], report: ReadReport) -> None:
