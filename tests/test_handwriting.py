@@ -11,6 +11,7 @@ import torch
 from rnnlab import checkpoint
 from rnnlab.cli import main
 from rnnlab.config import override
+from rnnlab.errors import UserError
 from rnnlab.models import HandwritingPredictor
 from rnnlab.tasks import handwriting
 from rnnlab.train import train
@@ -152,3 +153,23 @@ def test_data_that_is_no_archive_is_one_line(synthetic_run, tmp_path, capsys, mo
           str(data), expected, "IAM-OnDB folder")
     assert not os.path.exists(out)
     fails(capsys, ["evaluate", synthetic_run, "--data", str(data), "--split", "all"], expected)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("sample_points", "-5", "got -5"), ("max_text_length", "-1", "got -1"), ("chars_per_step", "-1", "got -1.0"),
+    ("chars_per_step", "nan", "got nan"), ("std_dx", "0", "got 0.0"), ("std_dy", "-2", "got -2.0"),
+    ("std_dx", "inf", "got inf"), ("mean_dx", "nan", "got nan"), ("valid_fraction", "nan", "got nan"),
+    ("alphabet", "", "is empty"),
+])
+def test_handwriting_keys_that_would_fail_later_are_refused(key, value, expected):
+    config = override(handwriting.Config(), {"window_gaussians": 2, key: value}, "test")
+    with pytest.raises(UserError, match=f"^{key} .*{expected}"):
+        config.validate()
+    override(handwriting.Config(), {"sample_points": 0}, "test").validate()  # 0 draws no sample
+
+
+def test_a_negative_sample_points_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    fails(capsys, ["train", "handwriting", "--out", out, "--max-steps", "2", "--set", *SMALL[:-1], "sample_points=-5"],
+          "sample_points must be 0", "got -5")
+    assert not os.path.exists(out)

@@ -51,7 +51,7 @@ class Config(TrainConfig):
     mixtures: int = 20              # Graves 2013 §4.2: 20 bivariate Gaussians
     peepholes: bool = False         # Graves' cells have them; off runs on cuDNN / oneDNN (a documented deviation)
     clip_gradients: bool = True     # Graves' derivative clipping: [-100, 100] at the output, [-10, 10] in the LSTMs
-    sample_points: int = 400        # prediction: points drawn in the sample written at each evaluation
+    sample_points: int = 400        # prediction: points drawn in the sample written at each evaluation (0: none)
     window_gaussians: int = 0       # 0: the prediction network (§4); K > 0: the synthesis network (§5: K = 10)
     alphabet: str = ALPHABET        # synthesis: the characters it can write (lines with others are skipped)
     chars_per_step: float = 0.0     # synthesis, set by the task: characters per point in the training lines
@@ -73,6 +73,20 @@ class Config(TrainConfig):
             raise UserError(f"alphabet {self.alphabet!r} lists a character twice; give each character once")
         if not 0 < self.valid_fraction < 1:
             raise UserError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
+        if self.window_gaussians and not self.alphabet:
+            raise UserError(f"alphabet is empty: give the characters the synthesis network writes, e.g. {ALPHABET!r}")
+        if self.sample_points < 0:
+            raise UserError(f"sample_points must be 0 (no sample drawn) or more, got {self.sample_points}")
+        if self.max_text_length < 0:
+            raise UserError(f"max_text_length must be 0 (set by the task) or more, got {self.max_text_length}")
+        # Set by the task from the data; a resumed or loaded run reads them back, so a damaged value is refused.
+        if not (math.isfinite(self.chars_per_step) and self.chars_per_step >= 0):
+            raise UserError(f"chars_per_step must be a finite number >= 0 (0: set by the task), got {self.chars_per_step}")
+        for key in ("mean_dx", "mean_dy", "std_dx", "std_dy"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or (key.startswith("std") and value <= 0):
+                kind = "a positive finite number" if key.startswith("std") else "a finite number"
+                raise UserError(f"{key} must be {kind} (the training split's statistics, set by the task), got {value}")
 
 
 PRESETS = {
