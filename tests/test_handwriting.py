@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from rnnlab import checkpoint
 from rnnlab.cli import main
 from rnnlab.config import override
+from rnnlab.data import iamondb
 from rnnlab.errors import UserError
 from rnnlab.models import HandwritingPredictor
 from rnnlab.tasks import handwriting
@@ -173,3 +175,18 @@ def test_a_negative_sample_points_is_refused_before_anything_is_written(tmp_path
     fails(capsys, ["train", "handwriting", "--out", out, "--max-steps", "2", "--set", *SMALL[:-1], "sample_points=-5"],
           "sample_points must be 0", "got -5")
     assert not os.path.exists(out)
+
+
+def test_evaluate_without_data_needs_it_where_the_run_data_is_gone(synthetic_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setattr(iamondb, "load_iamondb", lambda *a, **k: pytest.fail("no data may be read"))
+    # The bundled model stores the training machine's path: without --data it is refused, never unpacked.
+    fails(capsys, ["evaluate", "builtin:handwriting"], "builtin:handwriting", "--data PATH")
+    fails(capsys, ["evaluate", "builtin:handwriting", "--split", "all"], "--data PATH")
+    moved = tmp_path / "moved"
+    shutil.copytree(synthetic_run, moved)
+    header = json.load(open(moved / "config.json"))
+    header["config"]["data"] = str(tmp_path / "gone" / "iamondb")
+    (moved / "config.json").write_text(json.dumps(header))
+    fails(capsys, ["evaluate", str(moved)], str(tmp_path / "gone" / "iamondb"), "does not exist", "--data PATH")
+    assert not os.path.exists(tmp_path / "cache")

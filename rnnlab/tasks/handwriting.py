@@ -24,6 +24,7 @@ import os
 import numpy as np
 import torch
 
+from .. import checkpoint
 from ..config import TrainConfig
 from ..data import hershey, iamondb, strokes
 from ..data.text import Vocab
@@ -298,7 +299,7 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     """Score the run's validation lines, or every line at ``data`` (``split="all"``), with the run's statistics."""
     if split not in ("valid", "all"):
         raise UserError(f"--split must be valid or all for a handwriting run, got {split}")
-    config = replace(run.config, data=data or run.config.data)
+    config = replace(run.config, data=data or _trained_on(run))
     stats = stats_of(run.config)
     if split == "all":
         if not config.data:
@@ -317,3 +318,14 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     normalised = [(text, stats.normalise(offsets.astype(np.float32))) for text, offsets in lines]
     result = evaluate_lines(run.model, normalised, run.config.batch_size, run.vocab)
     return {**result, "split": split, "data": config.data or "synthetic"}
+
+
+def _trained_on(run) -> str:
+    """The data a run stored, for an evaluation given no ``--data``: refused where it is not on this machine."""
+    if os.path.realpath(run.path) == os.path.realpath(checkpoint.resolve_run_dir(checkpoint.BUILTIN_HANDWRITING)):
+        raise UserError(f"{checkpoint.BUILTIN_HANDWRITING} ships without its data (IAM-OnDB may not be "
+                        f"redistributed): evaluate it with --data PATH, the IAM-OnDB folder or its .tar.xz")
+    if run.config.data and not os.path.exists(run.config.data):
+        raise UserError(f"{run.path} was trained on {run.config.data}, which does not exist here; give --data PATH "
+                        f"(the same IAM-OnDB folder or .tar.xz, wherever it is now)")
+    return run.config.data
