@@ -24,7 +24,7 @@ import torch
 
 from . import __version__
 from .data.text import Vocab
-from .errors import CheckpointError, TrainingDiverged
+from .errors import CheckpointError, TrainingDiverged, UserError
 
 CONFIG = "config.json"
 VOCAB = "vocab.json"
@@ -88,11 +88,13 @@ def load_train_state(run_dir: str) -> dict:
     if not os.path.exists(path):
         raise CheckpointError(f"{run_dir} has no {TRAIN_STATE} to resume from; train without --resume")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, UnpicklingError) as e:
-        raise CheckpointError(
-            f"{path} is corrupted or truncated ({(str(e).splitlines() or [type(e).__name__])[0]}); restart with --force"
-        ) from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, UnpicklingError, ValueError) as e:
+        # torch's own message would suggest weights_only=False, which runs the file's code: not for a damaged file.
+        raise CheckpointError(f"{path} is corrupted or truncated ({type(e).__name__}); restart with --force") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not an rnnlab training state; restart with --force")
+    return state
 
 
 @dataclass
@@ -124,6 +126,8 @@ def read_header(run_dir: str) -> dict:
     """The parsed ``config.json`` of ``run_dir`` (task, version, config)."""
     run_dir = resolve_run_dir(run_dir)
     path = os.path.join(run_dir, CONFIG)
+    if os.path.isfile(run_dir):
+        raise CheckpointError(f"{run_dir} is a file, not a run folder; give the folder that training wrote")
     if not os.path.isdir(run_dir):
         raise CheckpointError(f"run folder {run_dir} does not exist; train one with: rnnlab train charlm --out {run_dir}")
     if not os.path.exists(path):
@@ -131,8 +135,9 @@ def read_header(run_dir: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             header = json.load(f)
-        header["task"], header["config"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        if not isinstance(header["task"], str) or not isinstance(header["config"], dict):
+            raise TypeError("task must be a name and config an object")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, OSError) as e:
         raise CheckpointError(f"{path} is corrupted ({e}); retrain the run") from None
     return header
 
@@ -141,11 +146,16 @@ def read_vocab(run_dir: str) -> Vocab:
     path = os.path.join(resolve_run_dir(run_dir), VOCAB)
     try:
         with open(path, encoding="utf-8") as f:
-            return Vocab.from_json(f.read())
+            vocab = Vocab.from_json(f.read())
+        if vocab.kind not in ("char", "word", "token") or not all(isinstance(t, str) for t in vocab.tokens):
+            raise ValueError(f"kind {vocab.kind!r} with tokens that are not all strings")
+        if not vocab.tokens and not vocab.features:
+            raise ValueError("no tokens")
     except FileNotFoundError:
         raise CheckpointError(f"{run_dir} has no {VOCAB}; the run folder is incomplete") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, OSError) as e:
         raise CheckpointError(f"{path} is corrupted ({e}); retrain the run") from None
+    return vocab
 
 
 def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
@@ -160,7 +170,11 @@ def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
     if header["task"] not in TASKS:
         raise CheckpointError(f"{run_dir} holds a run of task {header['task']!r}, which this rnnlab does not know")
     module = TASKS[header["task"]]
-    config = override(module.Config(), header["config"], os.path.join(run_dir, CONFIG))
+    try:
+        config = override(module.Config(), header["config"], os.path.join(run_dir, CONFIG))
+        config.validate()
+    except UserError as e:
+        raise CheckpointError(f"{os.path.join(run_dir, CONFIG)} is corrupted ({e}); retrain the run") from None
     vocab = read_vocab(run_dir)
     weights = os.path.join(run_dir, WEIGHTS)
     if not os.path.exists(weights):
@@ -175,6 +189,8 @@ def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
     try:
         model.load_state_dict(state)  # copies into the model's float32 parameters: fp16 weights load too
     except RuntimeError as e:
-        raise CheckpointError(f"{weights} does not match {CONFIG} ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{weights} does not match {CONFIG} and {VOCAB} ({str(e).splitlines()[0]})") from None
+    if not state_is_finite(model):  # training never writes these: the file was damaged afterwards
+        raise CheckpointError(f"{weights} holds NaN or infinite weights; it is damaged: retrain or restore the run")
     model.to(device).eval()
     return Run(run_dir, module, config, vocab, model, metadata)

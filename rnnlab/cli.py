@@ -14,8 +14,9 @@ import sys
 import torch
 
 from . import __version__, checkpoint
-from .config import override, parse_set, resolve
+from .config import check_seed, override, parse_set, resolve
 from .errors import UserError
+from .train import resolve_device
 
 log = logging.getLogger("rnnlab")
 
@@ -29,7 +30,7 @@ def _train(args) -> None:
     if args.data is not None:
         # A path is stored absolute, so evaluate finds it from anywhere; a name (builtin:..., ptb) as it is.
         extra["data"] = os.path.abspath(args.data) if os.path.exists(args.data) else args.data
-    header = _existing_run(args.out)
+    header = _existing_run(args.out, args.force)
     vocab = saved = None
     if args.resume:
         if header is None:
@@ -48,29 +49,49 @@ def _train(args) -> None:
             raise UserError(f"--out {args.out} already holds a {header['task']} run; pass --resume to continue it "
                             f"or --force to replace it, or choose another --out")
         config = resolve(module.PRESETS, args.preset or module.DEFAULT_PRESET, args.config, args.set, extra)
+    resolve_device(config.device)  # --device cuda without a GPU fails before the data is read
     torch.manual_seed(config.seed)
     task = module.Task(config, vocab)  # on resume, data outside the run's vocabulary is refused here
     config = task.config  # a task may fill in what it learnt from the data (handwriting: normalisation)
     model = module.build_model(config, task.vocab)
-    if not args.resume:
-        _clear_run(args.out)
-    checkpoint.save_run_files(args.out, args.task, config, task.vocab)
     params = sum(p.numel() for p in model.parameters())
     log.info("%s: %s parameters, preset %s, run folder %s", args.task, f"{params:,}",
              args.preset or ("(resumed)" if args.resume else module.DEFAULT_PRESET), args.out)
+
+    def start() -> None:
+        # Called by train() once everything is checked (a resumed state fits the model and the optimiser):
+        # a command that fails before this leaves the run folder as it was.
+        if not args.resume:
+            _clear_run(args.out)
+        checkpoint.save_run_files(args.out, args.task, config, task.vocab)
+
     with _tqdm_logging():
-        summary = train(model, task, config, args.out, resume=args.resume, saved=saved)
+        summary = train(model, task, config, args.out, resume=args.resume, saved=saved, start=start)
     log.info("done: %d steps in %.1f s, best validation loss %.4f, %d non-finite steps skipped; next: rnnlab %s %s",
              summary["steps"], summary["seconds"], summary["best_valid_loss"], summary["skipped_steps"],
              "sample" if hasattr(module, "default_prime") or hasattr(module, "write") else "evaluate", args.out)
 
 
-def _existing_run(out: str):
+def _existing_run(out: str, force: bool = False):
+    """The header of the run in ``out``, or None when there is none worth keeping (with ``force``, a damaged
+    one is replaced too)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out} is a file; give a folder for the run")
-    if os.path.isdir(out) and os.path.exists(os.path.join(out, checkpoint.CONFIG)):
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"--out {out}: {parent} is a file, so the run folder cannot be made there")
+    if not os.path.exists(os.path.join(out, checkpoint.CONFIG)):
+        return None
+    if not any(os.path.exists(os.path.join(out, name)) for name in (checkpoint.WEIGHTS, checkpoint.TRAIN_STATE)):
+        return None  # a run that stopped before its first checkpoint: nothing in it to keep or resume
+    try:
         return checkpoint.read_header(out)
-    return None
+    except UserError:
+        if force:
+            return None
+        raise
 
 
 def _clear_run(out: str) -> None:
@@ -93,6 +114,7 @@ def _sample(args) -> None:
     check_options(args.temperature, args.top_k, args.top_p)
     if args.length < 0 or args.num_samples < 1:
         raise UserError("--length must be >= 0 and --num-samples >= 1")
+    check_seed(args.seed)
     run = checkpoint.load_run(args.run, device=_device(args.device))
     if hasattr(run.task, "write"):
         _sample_strokes(run, args)
@@ -131,7 +153,9 @@ def _sample_strokes(run, args) -> None:
 
     if not args.output:
         raise UserError("a handwriting run draws its sample: give -o out.svg (or .png)")
-    stroke_image_format(args.output)  # a bad extension fails before sampling
+    if args.length < 1:
+        raise UserError(f"--length {args.length}: a drawing needs at least 1 point")
+    stroke_image_format(args.output)  # a bad extension or folder fails before sampling
     check_bias(args.bias)
     generator = torch.Generator(next(run.model.parameters()).device)
     generator.manual_seed(args.seed if args.seed is not None else torch.seed())
@@ -141,13 +165,14 @@ def _sample_strokes(run, args) -> None:
 
 def _write(args) -> None:
     """Text -> handwriting with a synthesis run (the bundled model by default), drawn to ``-o``."""
-    from .draw import plot_attention, save_strokes, stroke_image_format
+    from .draw import image_format, plot_attention, save_strokes, stroke_image_format
     from .writing import check_bias, check_texts, layout_page, load_style, split_lines, write_lines
 
     stroke_image_format(args.output)  # every check before the model is loaded or anything is written
     if args.show_attention:
-        stroke_image_format(args.show_attention)
+        image_format(args.show_attention, "--show-attention")
     check_bias(args.bias)
+    check_seed(args.seed)
     run = checkpoint.load_run(args.model, device=_device(args.device))
     if not getattr(run.config, "window_gaussians", 0):
         raise UserError(f"{args.model} is not a handwriting synthesis run (train one with: rnnlab train handwriting "
@@ -204,8 +229,9 @@ def _download(args) -> None:
 
 
 def _plot(args) -> None:
-    from .draw import plot_curves
+    from .draw import image_format, plot_curves
 
+    image_format(args.output)
     plot_curves(args.run, args.output)
     print(f"wrote {args.output}")
 
@@ -218,6 +244,7 @@ def _gradients(args) -> None:
         raise UserError(f"--length {args.length}: use at least 2 steps so there is a gradient to carry back")
     if args.steps < 0:
         raise UserError(f"--steps {args.steps}: the number of training steps cannot be negative")
+    check_seed(args.seed)
     image_format(args.output)  # a bad extension fails now, not after seconds of training
     result = measure(args.cell, args.length, seed=args.seed, steps=args.steps, chrono=not args.torch_init)
     plot_gradient_norms(result, args.output)
@@ -227,16 +254,21 @@ def _gradients(args) -> None:
 
 
 def _device(name: str) -> str:
-    from .train import resolve_device
-
     return str(resolve_device(name))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (``--help`` shows the usage)."""
+
+    def error(self, message):
+        self.exit(2, f"rnnlab: error: {message} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
     from .data.download import DATASETS
     from .tasks import TASKS
 
-    p = argparse.ArgumentParser(prog="rnnlab", description="Train, evaluate and sample recurrent sequence models.")
+    p = _Parser(prog="rnnlab", description="Train, evaluate and sample recurrent sequence models.")
     p.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -338,4 +370,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         sys.stderr.close()  # `rnnlab sample ... | head` is not an error
         return 0
+    except OSError as e:  # a folder that is not writable, a full disk: the environment, not rnnlab
+        print(f"rnnlab: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return 2
     return 0

@@ -7,6 +7,8 @@ data and model fields, so every key has the same name in every task (``batch_siz
 
 import dataclasses
 from dataclasses import dataclass
+import math
+import os
 import sys
 
 if sys.version_info >= (3, 11):
@@ -47,16 +49,40 @@ class TrainConfig:
     device: str = "auto"            # auto (cuda when available), cpu or cuda
 
     def validate(self) -> None:
-        """Check values a typo could make wrong; raise UserError naming the key and the valid choices."""
+        """Check values a typo could make wrong; raise UserError naming the key and the valid choices.
+
+        Subclasses call this first, then check their own keys: every value that passes is one training can use.
+        """
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{field.name} must be a finite number, got {value}")
         choose(self.optimizer, OPTIMIZERS, "optimizer")
         choose(self.lr_schedule, SCHEDULES, "lr_schedule")
         choose(self.device, ("auto", "cpu", "cuda"), "device")
-        for key in ("batch_size", "epochs"):
-            if getattr(self, key) < 1:
-                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for key in ("lr", "clip", "clip_value", "max_steps", "eval_interval", "patience", "max_skips"):
-            if getattr(self, key) < 0:
-                raise UserError(f"{key} must not be negative, got {getattr(self, key)}")
+        check_seed(self.seed, "seed")
+        at_least(self, 1, "batch_size", "epochs", "log_interval", "max_skips")
+        at_least(self, 0, "clip", "clip_value", "max_steps", "eval_interval", "patience", "momentum", "eps",
+                 "weight_decay", "min_lr", "decay_after", "plateau_patience")
+        for key in ("lr", "lr_decay"):
+            if getattr(self, key) <= 0:
+                raise UserError(f"{key} must be positive, got {getattr(self, key)}")
+        if not 0 <= self.alpha < 1:
+            raise UserError(f"alpha (RMSprop's smoothing constant) must be in [0, 1), got {self.alpha}")
+
+
+def check_seed(seed: int | None, name: str = "--seed") -> None:
+    """torch takes seeds in [0, 2**63); None means a random one."""
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UserError(f"{name} must be in [0, 2**63), got {seed}")
+
+
+def at_least(config, low, *keys: str) -> None:
+    """Refuse any of ``keys`` below ``low``, naming the key and its value."""
+    for key in keys:
+        if getattr(config, key) < low:
+            floor = "must not be negative" if low == 0 else f"must be at least {low}"
+            raise UserError(f"{key} {floor}, got {getattr(config, key)}")
 
 
 def choose(value: str, choices, key: str) -> None:
@@ -77,6 +103,8 @@ def _coerce(value, field: dataclasses.Field, key: str):
             if text in ("false", "0", "no", "off"):
                 return False
             raise ValueError
+        if isinstance(value, (list, dict)) or value is None:
+            raise ValueError  # a TOML array or table, or a JSON null
         if kind == "int":
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
@@ -84,7 +112,7 @@ def _coerce(value, field: dataclasses.Field, key: str):
         if kind == "float":
             return float(value)
         return str(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UserError(f"{key} must be {kind}, got {value!r}") from None
 
 
@@ -112,13 +140,15 @@ def parse_set(items: list[str]) -> dict:
 
 
 def load_toml(path: str) -> dict:
+    if os.path.isdir(path):
+        raise UserError(f"config file {path} is a folder; give a TOML file")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"config file {path} is not valid TOML: {e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"config file {path} is not valid TOML (a UTF-8 text file): {e}") from None
 
 
 def resolve(presets: dict, preset: str, toml_path: str | None = None, sets: list[str] = (), extra: dict | None = None):

@@ -11,25 +11,38 @@ from .errors import UserError
 
 def read_metrics(run_dir: str) -> list[dict]:
     path = os.path.join(run_dir, METRICS)
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise UserError(f"{run_dir} has no {METRICS}: train a run there first")
     records = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
-            line = line.strip()
-            if line:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a killed process; the rest is still good
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a killed process (or damaged); the rest is still good
+            if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
+                records.append(record)
     return records
 
 
-def image_format(out_path: str) -> str:
-    """The format matplotlib should write for ``out_path``: "png", "svg" or "pdf", from its extension."""
+def check_output(out_path: str, flag: str = "-o") -> None:
+    """Fail before any work when ``out_path`` cannot be written as a file (``atomic_write`` then writes it)."""
+    if os.path.isdir(out_path):
+        raise UserError(f"{flag} {out_path} is a folder; give a file name inside it or elsewhere")
+    folder = os.path.dirname(out_path) or "."
+    if not os.path.isdir(folder):
+        raise UserError(f"{flag} {out_path}: folder {folder} does not exist; create it or write elsewhere")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{flag} {out_path}: folder {folder} is not writable; write elsewhere")
+
+
+def image_format(out_path: str, flag: str = "-o") -> str:
+    """The format matplotlib should write for ``out_path``: "png", "svg" or "pdf", from its extension; the
+    path is checked to be writable too (``flag`` names the option in errors)."""
+    check_output(out_path, flag)
     fmt = os.path.splitext(out_path)[1].lstrip(".").lower()
     if fmt not in ("png", "svg", "pdf"):
-        raise UserError(f"-o {out_path}: the plot is written as .png, .svg or .pdf; pick one of those extensions")
+        raise UserError(f"{flag} {out_path}: the plot is written as .png, .svg or .pdf; pick one of those extensions")
     return fmt
 
 
@@ -44,13 +57,14 @@ def plot_curves(run_dir: str, out_path: str) -> None:
     fmt = image_format(out_path)
     valid = [r for r in records if r.get("split") == "valid"]
     confusion = valid[-1].get("confusion") if valid else None
-    if confusion:
+    if _is_square_table(confusion):
         fig, (ax, cax) = plt.subplots(1, 2, figsize=(12, 4.6), dpi=120, gridspec_kw={"width_ratios": [1.4, 1]})
         _confusion(cax, confusion, _class_names(run_dir, len(confusion)), valid[-1]["step"])
     else:
         fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for split, style in (("train", dict(lw=1, alpha=0.7)), ("valid", dict(lw=2, marker="o", ms=3))):
-        points = [(r["step"], r["loss"]) for r in records if r.get("split") == split]
+        points = [(r["step"], r["loss"]) for r in records
+                  if r.get("split") == split and isinstance(r.get("loss"), (int, float))]
         if points:
             steps, losses = zip(*points)
             ax.plot(steps, losses, label=split, **style)
@@ -65,6 +79,11 @@ def plot_curves(run_dir: str, out_path: str) -> None:
     fig.tight_layout()
     atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
     plt.close(fig)
+
+
+def _is_square_table(rows) -> bool:
+    return (isinstance(rows, list) and len(rows) > 0 and all(isinstance(r, list) and len(r) == len(rows) for r in rows)
+            and all(isinstance(c, (int, float)) for r in rows for c in r))
 
 
 def _class_names(run_dir: str, count: int) -> list:
@@ -145,7 +164,9 @@ PNG_DPI = 100
 
 
 def stroke_image_format(out_path: str) -> str:
-    """``"svg"`` or ``"png"`` from the extension of ``out_path``; anything else is a UserError."""
+    """``"svg"`` or ``"png"`` from the extension of ``out_path``, which is checked to be writable; anything
+    else is a UserError."""
+    check_output(out_path)
     fmt = os.path.splitext(out_path)[1].lstrip(".").lower()
     if fmt not in ("svg", "png"):
         raise UserError(f"-o {out_path}: strokes are written as .svg or .png (received "
@@ -190,9 +211,6 @@ def save_strokes(offsets, out_path: str, stroke_width: float | None = None, colo
     appears complete or not at all: an existing ``out_path`` is untouched if anything fails.
     """
     fmt = stroke_image_format(out_path)
-    folder = os.path.dirname(out_path) or "."
-    if not os.path.isdir(folder):
-        raise UserError(f"-o {out_path}: folder {folder} does not exist; create it or write elsewhere")
     if fmt == "svg":
         svg = strokes_to_svg(offsets, stroke_width, color, writing_size)
 

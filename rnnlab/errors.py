@@ -1,5 +1,6 @@
 """Errors a user can fix. The CLI prints them as one line and exits with status 2.
 
+An ``OSError`` (a folder that is not writable, a full disk) is reported the same way, naming the file.
 Anything else that escapes is a bug in rnnlab and keeps its traceback.
 """
 

@@ -5,6 +5,7 @@ same seed gives the same text and sampling never disturbs the global RNG (that t
 """
 
 from collections.abc import Iterator
+import math
 
 import torch
 
@@ -12,7 +13,7 @@ from .errors import UserError
 
 
 def check_options(temperature: float, top_k: int, top_p: float) -> None:
-    if temperature < 0:
+    if not 0 <= temperature < math.inf:  # NaN fails this too
         raise UserError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
     if top_k < 0:
         raise UserError(f"--top-k must be >= 0 (0 = no limit), got {top_k}")

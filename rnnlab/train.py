@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from . import checkpoint
 from .config import TrainConfig
-from .errors import TrainingDiverged
+from .errors import TrainingDiverged, UserError
 from .optim import Schedule, build_optimizer
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        from .errors import UserError
-
         raise UserError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
     return torch.device(name)
 
@@ -170,11 +168,34 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
     return loss.item(), (detach(new_carry) if carry_ok else None), tokens
 
 
+def _load_state(saved: dict, model, optimizer, schedule, device, run_dir: str) -> tuple:
+    """Load a ``train_state.pt`` into the model, optimiser, schedule and RNG; return (step, carry, skipped,
+    bad_evals). A state of another shape or optimiser (a ``--set`` that changed the model) is a UserError."""
+    try:
+        groups = saved["optimizer"]["param_groups"]
+        missing = sorted(set(optimizer.defaults) - set(groups[0]))
+        if missing:  # torch would load it and fail at the first step
+            raise ValueError(f"saved by another optimiser: no {', '.join(missing)}")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        _set_rng_state(saved["rng"])
+        return saved["step"], to_device(saved["carry"], device), saved["skipped"], saved["bad_evals"]
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        # torch's load_state_dict error starts with a heading line ending in ":"; the first detail says more.
+        lines = [line.strip() for line in str(e).splitlines() if line.strip() and not line.strip().endswith(":")]
+        reason = f"no entry {e}" if isinstance(e, KeyError) else lines[0] if lines else type(e).__name__
+        raise UserError(f"{run_dir}/{checkpoint.TRAIN_STATE} does not fit this run's model and optimiser ({reason}); "
+                        f"resume without --set keys that change them, or start again with --force") from None
+
+
 def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resume: bool = False,
-          saved: dict | None = None) -> dict:
+          saved: dict | None = None, start=None) -> dict:
     """Train ``model`` on ``task`` into ``run_dir``; return a summary (steps, losses, skipped steps, time).
 
     ``resume`` continues from ``run_dir``'s training state, or from ``saved`` when the caller has read it already.
+    ``start()``, if given, is called once the saved state has loaded and before anything is written to
+    ``run_dir``: a state that does not fit the model or the optimiser fails with the folder untouched.
     """
     device = resolve_device(config.device)
     model.to(device)
@@ -190,12 +211,10 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
     step, carry, skipped, consecutive, bad_evals = 0, None, 0, 0, 0
     if resume:
         saved = saved or checkpoint.load_train_state(run_dir)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        _set_rng_state(saved["rng"])
-        step, skipped, bad_evals = saved["step"], saved["skipped"], saved["bad_evals"]
-        carry = to_device(saved["carry"], device)
+        step, carry, skipped, bad_evals = _load_state(saved, model, optimizer, schedule, device, run_dir)
+    if start is not None:
+        start()
+    if resume:
         metrics.truncate(step)
         log.info("resumed from step %d of %d", step, total)
 
@@ -227,9 +246,11 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
                 consecutive += 1
                 log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step, consecutive)
                 if consecutive >= config.max_skips:
+                    kept = (f"the last good checkpoint in {run_dir} is kept. Lower lr or clip, then --resume or retrain"
+                            if os.path.exists(os.path.join(run_dir, checkpoint.TRAIN_STATE)) else
+                            "no checkpoint had been written yet. Lower lr or clip and retrain")
                     raise TrainingDiverged(
-                        f"{consecutive} consecutive steps had a non-finite loss or gradient (step {step}); "
-                        f"the last good checkpoint in {run_dir} is kept. Lower lr or clip, then --resume or retrain."
+                        f"{consecutive} consecutive steps had a non-finite loss or gradient (step {step}); {kept}."
                     )
             window_tokens += tokens
             step += 1

@@ -78,6 +78,9 @@ def check_texts(texts: list[str], vocab: Vocab, max_length: int) -> None:
     """Every character in the model's alphabet and no line beyond the longest the model was trained on."""
     vocab.encode(list("".join(texts)), "the text")  # names every unknown character
     for n, text in enumerate(texts, 1):
+        if max_length and len(text) > max_length and " " not in text:
+            raise UserError(f"line {n} is one word of {len(text)} characters, but this model was trained on lines of "
+                            f"at most {max_length}; shorten it or break it with a space or a newline")
         if max_length and len(text) > max_length:
             raise UserError(f"line {n} has {len(text)} characters, but this model was trained on lines of at most "
                             f"{max_length}; break it into shorter lines with newlines or --wrap {min(40, max_length)}")
@@ -92,7 +95,7 @@ def load_style(spec: str, run_dir: str, vocab: Vocab, point_stride: int = 1) -> 
     """``spec``: the number of one of the run's built-in styles (written by the model itself), or a JSON file
     ``{"text", "offsets"}`` of strokes as the data records them, thinned like the training data
     (``point_stride``)."""
-    if spec.isdigit():
+    if spec.isascii() and spec.isdigit():
         path, number = os.path.join(run_dir, STYLES), int(spec)
         styles = _read_styles(path) if os.path.exists(path) else []
         if not 0 <= number < len(styles):

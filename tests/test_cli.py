@@ -164,3 +164,217 @@ def test_a_run_configured_for_cuda_samples_and_evaluates_on_cpu(trained, capsys)
         json.dump(header, f)
     assert main(["sample", trained, "--length", "5", "--seed", "0"]) == 0
     assert main(["evaluate", trained, "--json"]) == 0
+
+
+# A failing command leaves every existing file as it was: the checks run before the first write.
+
+@pytest.mark.parametrize("change, expected", [
+    ("hidden_size=32", "size mismatch"),
+    ("cell=gru", "size mismatch"),
+    ("optimizer=sgd", "saved by another optimiser"),
+    ("optimizer=adam", "saved by another optimiser"),
+    ("lr=nan", "lr must be a finite number"),
+    ("lr=inf", "lr must be a finite number"),
+])
+def test_resume_with_a_set_that_does_not_fit_leaves_the_run_untouched(trained, capsys, change, expected):
+    before = snapshot(trained)
+    fails(capsys, ["train", "charlm", "--out", trained, "--resume", "--max-steps", "25", "--set", change], expected)
+    assert snapshot(trained) == before
+    assert main(["train", "charlm", "--out", trained, "--resume", "--max-steps", "25"]) == 0  # still resumable
+
+
+def test_resume_from_another_runs_or_an_incomplete_state_is_refused_untouched(tmp_path, trained, capsys, text_file):
+    import torch
+
+    other = str(tmp_path / "other")
+    assert main(train_args(text_file, other, "hidden_size=24")) == 0
+    state_path = os.path.join(trained, "train_state.pt")
+    with open(os.path.join(other, "train_state.pt"), "rb") as src, open(state_path, "wb") as dst:
+        dst.write(src.read())
+    before = snapshot(trained)
+    fails(capsys, ["train", "charlm", "--out", trained, "--resume"], "does not fit", "size mismatch")
+    state = torch.load(state_path, weights_only=True)
+    del state["optimizer"]
+    torch.save(state, state_path)
+    before = snapshot(trained)
+    fails(capsys, ["train", "charlm", "--out", trained, "--resume"], "does not fit", "no entry 'optimizer'")
+    assert snapshot(trained) == before
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_device_cuda_without_a_gpu_fails_before_anything_is_written(tmp_path, trained, capsys, text_file):
+    before = snapshot(trained)
+    fails(capsys, ["train", "charlm", "--out", trained, "--resume", "--device", "cuda"], "no CUDA GPU")
+    fails(capsys, train_args(text_file, trained, "--force", "--device", "cuda"), "no CUDA GPU")
+    assert snapshot(trained) == before
+    fails(capsys, train_args(text_file, str(tmp_path / "new"), "--device", "cuda"), "no CUDA GPU")
+    assert not os.path.exists(tmp_path / "new")
+
+
+def test_a_run_that_never_reached_a_checkpoint_does_not_block_a_new_one(tmp_path, capsys, text_file, monkeypatch):
+    from rnnlab.tasks.lm import LMTask
+
+    loss = LMTask.loss
+
+    def nan_loss(self, *args):
+        value, state, tokens = loss(self, *args)
+        return value * float("nan"), state, tokens
+
+    out = str(tmp_path / "run")
+    monkeypatch.setattr(LMTask, "loss", nan_loss)  # training stops before its first checkpoint, and says so
+    err = fails(capsys, train_args(text_file, out, "max_skips=2"), "no checkpoint had been written yet")
+    assert "is kept" not in err
+    monkeypatch.undo()
+    assert main(train_args(text_file, out)) == 0
+
+
+def test_force_replaces_a_run_whose_config_is_damaged(trained, capsys, text_file):
+    with open(os.path.join(trained, "config.json"), "w") as f:
+        f.write("{not json")
+    fails(capsys, train_args(text_file, trained), "config.json is corrupted")
+    assert main(train_args(text_file, trained, "--force")) == 0
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("lr=nan", "lr must be a finite number"),
+    ("lr=0", "lr must be positive"),
+    ("clip=nan", "clip must be a finite number"),
+    ("min_lr=nan", "min_lr must be a finite number"),
+    ("forget_bias=inf", "forget_bias must be a finite number"),
+    ("momentum=-1", "momentum must not be negative"),
+    ("eps=-1", "eps must not be negative"),
+    ("weight_decay=-1", "weight_decay must not be negative"),
+    ("alpha=2", "alpha"),
+    ("log_interval=0", "log_interval must be at least 1"),
+    ("embedding_size=-1", "embedding_size must not be negative"),
+    ("init_scale=-1", "init_scale must be positive"),
+    ("seed=-1", "seed must be in [0, 2**63)"),
+    (f"seed={2**63}", "seed must be in [0, 2**63)"),
+])
+def test_config_values_that_would_fail_later_are_refused_up_front(tmp_path, capsys, text_file, setting, expected):
+    fails(capsys, train_args(text_file, str(tmp_path / "out"), setting), expected)
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("hidden_size = [1, 2]\n", "hidden_size must be int"),
+    ("[model]\nhidden_size = 3\n", "unknown config key model"),
+    (b"lr = 0.1 # caf\xe9\n", "not valid TOML"),
+    (b"\x89PNG\r\n\x1a\n\x00", "not valid TOML"),
+])
+def test_bad_config_files(tmp_path, capsys, content, expected):
+    toml = tmp_path / "c.toml"
+    toml.write_bytes(content if isinstance(content, bytes) else content.encode())
+    fails(capsys, ["train", "charlm", "--out", str(tmp_path / "out"), "--config", str(toml)], expected)
+    fails(capsys, ["train", "charlm", "--out", str(tmp_path / "out"), "--config", str(tmp_path)], "is a folder")
+
+
+@pytest.mark.parametrize("damage", [
+    lambda h: h.update(config=5),
+    lambda h: h.update(task=["charlm"]),
+    lambda h: h["config"].update(hidden_size=-1),
+    lambda h: h["config"].update(hidden_size=None),
+    lambda h: h["config"].update(hidden_size=[1]),
+    lambda h: h["config"].update(cell="xyz"),
+    lambda h: h["config"].update(dropout=5),
+    lambda h: h["config"].update(init="uniform", init_scale=-1),
+])
+def test_a_damaged_config_json_is_one_line_for_every_reader(trained, capsys, damage):
+    path = os.path.join(trained, "config.json")
+    header = json.load(open(path))
+    damage(header)
+    with open(path, "w") as f:
+        json.dump(header, f)
+    fails(capsys, ["sample", trained, "--length", "5"], "config.json is corrupted")
+    fails(capsys, ["evaluate", trained], "config.json is corrupted")
+
+
+@pytest.mark.parametrize("vocab", ['{"kind": "char", "tokens": []}', '{"kind": "char", "tokens": ["a"], "features": "x"}',
+                                   '{"kind": "char", "tokens": [1, 2]}', '[]'])
+def test_a_damaged_vocab_json_is_one_line(trained, capsys, vocab):
+    with open(os.path.join(trained, "vocab.json"), "w") as f:
+        f.write(vocab)
+    fails(capsys, ["sample", trained, "--length", "5"], "vocab.json is corrupted")
+
+
+def test_a_vocabulary_that_lost_a_token_names_both_files(trained, capsys):
+    path = os.path.join(trained, "vocab.json")
+    vocab = json.load(open(path))
+    vocab["tokens"] = vocab["tokens"][:-1]
+    with open(path, "w") as f:
+        json.dump(vocab, f)
+    fails(capsys, ["sample", trained], "does not match config.json and vocab.json")
+
+
+def test_nan_weights_are_reported_as_damage(trained, capsys):
+    from safetensors.torch import load_file, save_file
+
+    path = os.path.join(trained, "model.safetensors")
+    tensors = load_file(path)
+    next(iter(tensors.values()))[0] = float("nan")
+    save_file(tensors, path)
+    fails(capsys, ["sample", trained, "--length", "5"], "NaN or infinite weights")
+
+
+def test_plot_survives_a_damaged_metrics_file(trained, capsys, tmp_path):
+    path = os.path.join(trained, "metrics.jsonl")
+    with open(path, "ab") as f:
+        f.write(b'5\n{"split": "valid", "step": 1}\n\xff\xfe bytes\n{"split": "valid", "step": 20, "loss": 1.0, '
+                b'"confusion": [[1, 2], [3]]}\n{"split": "train", "st')
+    assert main(["plot", trained, "-o", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_unusable_output_paths_fail_before_any_work(tmp_path, trained, capsys):
+    (tmp_path / "afile").write_text("x")
+    fails(capsys, ["plot", trained, "-o", str(tmp_path / "nodir" / "p.png")], "does not exist")
+    fails(capsys, ["plot", trained, "-o", str(tmp_path)], "is a folder")
+    fails(capsys, ["gradients", "--length", "3", "-o", str(tmp_path / "nodir" / "g.png")], "does not exist")
+    fails(capsys, ["train", "charlm", "--out", str(tmp_path / "afile" / "run")], "is a file")
+    fails(capsys, ["write", "Hi", "-o", str(tmp_path)], "is a folder")
+    existing = tmp_path / "exist.svg"
+    existing.write_text("<svg/>")
+    fails(capsys, ["write", "Hi", "-o", str(existing), "--seed", "1", "--show-attention",
+                   str(tmp_path / "nodir" / "a.png")], "--show-attention", "does not exist")
+    fails(capsys, ["write", "Hi", "-o", str(existing), "--show-attention", str(tmp_path / "a.gif")],
+          "--show-attention", ".pdf")
+    assert existing.read_text() == "<svg/>"
+
+
+def test_an_os_error_while_writing_is_one_line(trained, capsys, tmp_path, monkeypatch):
+    import rnnlab.draw
+
+    def refuse(path, write):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(rnnlab.draw, "atomic_write", refuse)
+    fails(capsys, ["plot", trained, "-o", str(tmp_path / "p.png")], "Permission denied", "p.png")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["sample", "RUN", "--seed", str(2**64)], "--seed must be in [0, 2**63)"),
+    (["sample", "RUN", "--temperature", "nan"], "--temperature"),
+    (["gradients", "--seed", "-1", "--length", "3"], "--seed must be in [0, 2**63)"),
+    (["write", "Hi", "-o", "x.svg", "--seed", str(2**63)], "--seed must be in [0, 2**63)"),
+    (["write", "Hi", "-o", "x.svg", "--style", "\u00b2"], "--style \u00b2"),
+    (["write", "a" * 70, "-o", "x.svg", "--wrap", "40"], "one word of 70 characters"),
+])
+def test_bad_options_are_one_line(trained, capsys, argv, expected, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    err = fails(capsys, [trained if a == "RUN" else a for a in argv], expected)
+    assert "usage:" not in err
+    assert not os.path.exists(tmp_path / "x.svg")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["sample", "RUN", "--length", "x"], "argument --length: invalid int value: 'x' (see rnnlab sample --help)"),
+    (["train", "charlm", "--out"], "argument --out: expected one argument (see rnnlab train --help)"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_usage_errors_are_one_line_too(argv, expected, capsys):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnlab: error: ") and expected in err[0], err

@@ -395,3 +395,9 @@ def test_unknown_dataset_lists_the_known_ones(mirror, cache):
         assert known in message
     assert mirror.requests == []
     assert not os.path.exists(cache)
+
+
+def test_a_mirror_that_is_not_a_url_is_one_clear_error(cache, monkeypatch):
+    monkeypatch.setenv("RNNLAB_DATA_MIRROR", "notaurl")
+    with pytest.raises(UserError, match="RNNLAB_DATA_MIRROR='notaurl' is not a URL"):
+        dl.download("tinyshakespeare")

@@ -13,7 +13,7 @@ from rnnlab import checkpoint
 from rnnlab.cli import main
 from rnnlab.config import override
 from rnnlab.data.words import load_corpus
-
+from rnnlab.errors import UserError
 from rnnlab.optim import build_optimizer
 from rnnlab.tasks import wordlm
 from rnnlab.tasks.lm import eval_stream, evaluate_stream
@@ -179,3 +179,8 @@ def test_evaluating_a_corpus_with_another_vocabulary_is_an_error(tmp_path, capsy
     assert main(["evaluate", out, "--data", other, "--split", "test"]) == 2
     err = capsys.readouterr().err
     assert "'x', 'y'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_split_all_is_refused_for_a_word_model():
+    with pytest.raises(UserError, match="--split all: a wordlm run scores its corpus' valid or test split"):
+        wordlm.evaluate_run(None, split="all")

@@ -74,9 +74,11 @@ def is_downloaded(name: str, root: str | None = None) -> bool:
 
 def download(name: str, root: str | None = None) -> str:
     """Fetch every file of dataset ``name`` that is not already there and correct; return its folder."""
+    mirror = os.environ.get("RNNLAB_DATA_MIRROR")
+    if mirror and not mirror.startswith(("http://", "https://", "file://")):
+        raise UserError(f"RNNLAB_DATA_MIRROR={mirror!r} is not a URL; give one such as http://host/path, or unset it")
     folder = dataset_dir(name, root)
     os.makedirs(folder, exist_ok=True)
-    mirror = os.environ.get("RNNLAB_DATA_MIRROR")
     for filename, (url, digest) in DATASETS[name].items():
         path = os.path.join(folder, filename)
         if os.path.isfile(path) and sha256(path) == digest:

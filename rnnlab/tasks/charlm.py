@@ -82,13 +82,14 @@ class Task(LMTask):
         vocab = vocab or Vocab.from_text(train_text)
         super().__init__(config, vocab, vocab.encode(train_text, "training text"))
         unseen = vocab.unknown(valid_text)
+        kept = "".join(c for c in valid_text if c in vocab.index) if unseen else valid_text
+        if len(kept) < 2:
+            raise UserError(f"the validation part ({config.valid_fraction:.0%} of the text) is too short to score; "
+                            f"use a longer text or a larger valid_fraction")
         if unseen:
             log.warning("validation text has %d characters absent from the training part (%s); they are left out",
                         len(unseen), ", ".join(repr(c) for c in unseen[:10]))
-            valid_text = "".join(c for c in valid_text if c in vocab.index)
-        if len(valid_text) < 2:
-            raise UserError(f"the validation part ({config.valid_fraction:.0%} of the text) is too short to score; "
-                            f"use a longer text or a larger valid_fraction")
+        valid_text = kept
         self.valid = eval_stream(vocab.encode(valid_text, "validation text"), config)
         log.info("data %s: %s characters, %d symbols; training on the first %s, validating on the contiguous "
                  "last %s (%g%%)", config.data, f"{len(text):,}", len(vocab), f"{len(train_text):,}",

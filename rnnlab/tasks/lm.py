@@ -8,7 +8,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ..config import TrainConfig, choose
+from ..config import TrainConfig, at_least, choose
 from ..data.text import TokenStream, Vocab
 from ..errors import UserError
 from ..models import INIT_SCHEMES, RNNLanguageModel
@@ -34,9 +34,10 @@ class LMConfig(TrainConfig):
         super().validate()
         choose(self.cell, CELL_TYPES, "cell")
         choose(self.init, INIT_SCHEMES, "init")
-        for key in ("seq_len", "hidden_size", "num_layers"):
-            if getattr(self, key) < 1:
-                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
+        at_least(self, 1, "seq_len", "hidden_size", "num_layers")
+        at_least(self, 0, "embedding_size", "preview_length")
+        if self.init_scale <= 0:
+            raise UserError(f"init_scale must be positive, got {self.init_scale}")
         if not 0 <= self.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.tied and self.embedding_size != self.hidden_size:

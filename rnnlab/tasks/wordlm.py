@@ -20,6 +20,7 @@ from ..data import download
 from ..data.text import Vocab
 from ..data.words import load_corpus
 from ..errors import UserError
+from ..config import at_least
 from .lm import LMConfig, LMTask, bits, build_model, default_prime, eval_stream, evaluate_stream  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ class Config(LMConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.eval_batch_size < 1:
-            raise UserError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
+        at_least(self, 1, "eval_batch_size")
 
 
 def _zaremba(hidden, seq_len, init_scale, max_grad_norm, max_epoch, epochs, keep_prob, lr_decay) -> Config:
@@ -97,6 +97,8 @@ class Task(LMTask):
 
 def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     """Score a split of the run's corpus (or of ``data``) with one row, state carried through the whole text."""
+    if split not in ("valid", "test"):
+        raise UserError(f"--split {split}: a wordlm run scores its corpus' valid or test split")
     folder = resolve_data(data or run.config.data)
     _, ids = load_corpus(folder, run.vocab)
     stream = eval_stream(ids[split], run.config, rows=1)
