@@ -2,6 +2,7 @@
 JSONL data, shape errors that name the fix, and the CLI."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -11,10 +12,13 @@ from rnnlab import checkpoint
 from rnnlab.cli import main
 from rnnlab.config import override
 from rnnlab.data import sequences as seqs
+from rnnlab.data.text import Vocab
 from rnnlab.errors import ShapeError, UserError
 from rnnlab.models import SequenceClassifier
 from rnnlab.tasks import classify
 from rnnlab.train import train
+
+from test_cli import fails  # exit 2 and one error line that holds each expected text
 
 
 def fit(tmp_path, preset, **values):
@@ -153,7 +157,93 @@ def test_cli_on_user_jsonl_train_evaluate_plot(tmp_path, capsys):
     assert "confusion (rows: true, columns: predicted)" in capsys.readouterr().out
     png = str(tmp_path / "c.png")
     assert main(["plot", out, "-o", png]) == 0 and open(png, "rb").read(4) == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["evaluate", out, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"] == data  # the run's file, not the unused toy name
+    # A file with a subset of the tokens and classes is scored with the run's ids: "good" and "pos" rebuilt
+    # from this file alone would be id 0, the run's "awful" and "neg", and score 0.
+    subset = write_jsonl(tmp_path / "subset.jsonl", [{"tokens": ["very", "good"], "label": "pos"}] * 3)
+    assert main(["evaluate", out, "--data", subset, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
     other = write_jsonl(tmp_path / "other.jsonl", [{"tokens": ["very", "good"], "label": "meh"}])
-    assert main(["evaluate", out, "--data", other]) == 2
-    assert "other tokens or classes" in capsys.readouterr().err
+    fails(capsys, ["evaluate", out, "--data", other], "1 class the run never saw in training: 'meh'", "(neg, pos)")
+    other = write_jsonl(tmp_path / "other.jsonl", [{"tokens": ["so", "great"], "label": "pos"}])
+    fails(capsys, ["evaluate", out, "--data", other], "1 token the run never saw in training: 'great'")
+    other = write_jsonl(tmp_path / "other.jsonl", [{"features": [[1.0]], "label": "pos"}])
+    fails(capsys, ["evaluate", out, "--data", other], "holds feature vectors, but the run was trained on tokens")
+    other = write_jsonl(tmp_path / "other.jsonl", [{"tokens": ["so"], "target": 0.5}])
+    fails(capsys, ["evaluate", out, "--data", other], "holds targets (real numbers), but the run was trained to predict classes")
+    for name, (content, expected) in BAD_FILES.items():
+        (tmp_path / name).write_bytes(content)
+        fails(capsys, ["evaluate", out, "--data", str(tmp_path / name)], f"{tmp_path / name}", expected)
     assert main(["sample", out]) == 2
+
+
+LINE_1 = b'{"tokens": ["a", "b"], "label": "x"}\n'
+BAD_FILES = {  # name: (content, what the error says besides the file name)
+    "latin1.jsonl": (LINE_1 + '{"tokens": ["caf\u00e9"], "label": "x"}\n'.encode("latin-1"),
+                     "is not UTF-8 (byte 0xe9 on line 2); convert it first"),
+    "binary.jsonl": (LINE_1 + b"\x00\x01\x02\xff", "looks binary (a NUL byte on line 2)"),
+    "null-label.jsonl": (LINE_1 + b'{"tokens": ["a"], "label": null}\n', "line 2: 'label' is null; it must be a class name"),
+    "list-label.jsonl": (LINE_1 + b'{"tokens": ["a"], "label": ["x"]}\n', 'line 2: \'label\' is ["x"]'),
+    "null-token.jsonl": (LINE_1 + b'{"tokens": ["a", null], "label": "x"}\n', "line 2: tokens[1] is null"),
+    "all-null.jsonl": (b'{"tokens": ["a", "b"], "labels": [null, null]}\n{"tokens": ["a"], "labels": [null]}\n',
+                       "no step has a label"),
+    "scalar-line.jsonl": (LINE_1 + b"5\n", "line 2 is 5, not a JSON object"),
+    "scalar-first.jsonl": (b"5\n", "line 1 is 5, not a JSON object"),
+    "no-keys.jsonl": (b'{"text": "a b"}\n', "line 1: a sequence needs 'tokens' or 'features'"),
+    "text-feature.jsonl": (b'{"features": [["a", 0.2]], "label": 1}\n', 'line 1: features[0] holds "a"; every feature must be a finite number'),
+    "nested-feature.jsonl": (b'{"features": [[[1], 0.2]], "label": 1}\n', "line 1: features[0] holds [1]"),
+    "empty-vector.jsonl": (b'{"features": [[]], "label": 1}\n', "line 1: features[0] is []; each step is a non-empty list"),
+    "scalar-features.jsonl": (b'{"features": [1, 2], "label": 1}\n', "line 1: features[0] is 1; each step is a non-empty list"),
+    "nan-feature.jsonl": (b'{"features": [[1.0]], "label": 1}\n{"features": [[NaN]], "label": 0}\n',
+                          "line 2: features[0] holds NaN; every feature must be a finite number (replace a missing value"),
+    "inf-feature.jsonl": (b'{"features": [[1.0], [-Infinity]], "label": 1}\n', "line 1: features[1] holds -Infinity"),
+    "huge-feature.jsonl": (b'{"features": [[1' + b"0" * 400 + b']], "label": 1}\n', "within float32's range"),
+    "string-target.jsonl": (b'{"features": [[1]], "target": 0.5}\n{"features": [[1]], "target": "0.7"}\n',
+                            "line 2: 'target' is \"0.7\"; it must be a finite number"),
+    "null-target.jsonl": (b'{"features": [[1]], "target": null}\n', "line 1: 'target' is null"),
+    "list-target.jsonl": (b'{"features": [[1]], "target": [0.5]}\n', "line 1: 'target' is [0.5]"),
+    "nan-target.jsonl": (b'{"features": [[1]], "target": NaN}\n', "line 1: 'target' is NaN"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_jsonl_files_are_one_line_that_names_the_file_the_line_and_the_problem(tmp_path, capsys, name):
+    content, expected = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=re.escape(expected)) as error:
+        seqs.read_jsonl(str(path))
+    assert str(error.value).count(str(path)) >= 1 and "None" not in str(error.value)
+    out = tmp_path / "run"
+    fails(capsys, ["train", "classify", "--data", str(path), "--out", str(out), "--max-steps", "5",
+                   "--set", "hidden_size=8"], str(path), expected)
+    assert not out.exists()  # refused before anything is written
+
+
+def test_a_directory_given_as_data_is_named_as_one(tmp_path, capsys):
+    fails(capsys, ["train", "classify", "--data", str(tmp_path), "--out", str(tmp_path / "run")],
+          f"data path {tmp_path} is a directory; give a UTF-8 JSONL file")
+
+
+def test_a_split_without_a_labelled_step_is_refused_before_training(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"tokens": ["a", "b"], "labels": ["x", None]},
+                                              {"tokens": ["a", "b"], "labels": [None, None]}])
+    out = tmp_path / "run"
+    fails(capsys, ["train", "classify", "--data", data, "--out", str(out), "--set", "valid_fraction=0.5"],
+          "sequences of", "have no labelled step; label more steps, or change valid_fraction or seed")
+    assert not out.exists()
+
+
+def test_read_jsonl_maps_a_subset_by_the_run_vocabulary(tmp_path):
+    vocab = Vocab(["a", "b", "c"], "token", ["x", "y", "z"])
+    data, tokens, labels = seqs.read_jsonl(write_jsonl(tmp_path / "s.jsonl", [
+        {"tokens": ["c", "b"], "labels": ["z", None]}]), vocab)
+    assert tokens == vocab.tokens and labels == vocab.labels
+    assert data.inputs.tolist() == [[2, 1]] and data.labels.tolist() == [[2, seqs.IGNORE]]
+    with pytest.raises(UserError, match=r"2 classes the run never saw in training: 'v', 'w'"):
+        seqs.read_jsonl(write_jsonl(tmp_path / "u.jsonl", [{"tokens": ["a", "b"], "labels": ["v", "w"]}]), vocab)
+    with pytest.raises(UserError, match=r"vectors of 2 numbers, but the run was trained on 1"):
+        seqs.read_jsonl(write_jsonl(tmp_path / "f.jsonl", [{"features": [[1, 2]], "label": "x"}]),
+                        Vocab([], "token", ["x"], features=1))

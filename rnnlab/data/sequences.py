@@ -7,6 +7,10 @@ User data is JSON Lines, one sequence per line, in one of these forms::
     {"features": [[0.1, 2.0], [0.3, 1.5]], "label": 3}              feature vectors instead of tokens
     {"features": [[0.5, 0.0], [0.2, 1.0]], "target": 0.7}           a real number per sequence (regression)
 
+Tokens and class names are strings or numbers (read as their text); features and targets are finite numbers,
+and every feature vector of a file has the same width. A trained run reads a file with its own ids: the file
+may use a subset of the run's tokens and classes, not others.
+
 Sequences may differ in length: a batch is padded to its longest sequence and every padded (or null)
 position is left out of the loss and the metrics::
 
@@ -18,13 +22,16 @@ position is left out of the loss and the metrics::
 
 from dataclasses import dataclass
 import json
+import math
 import os
 
 import torch
 
 from ..errors import UserError
+from .text import Vocab
 
 IGNORE = -100  # label of a step that is not scored (torch's cross_entropy ignore_index)
+FLOAT32_MAX = torch.finfo(torch.float32).max  # inputs and targets are float32: a larger number would be inf
 
 
 @dataclass
@@ -41,6 +48,10 @@ class Sequences:
     def __len__(self) -> int:
         return self.inputs.size(0)
 
+    def scored(self) -> int:
+        """Labels that count in the loss: every target, or the class labels other than IGNORE."""
+        return self.labels.numel() if self.regression else int((self.labels != IGNORE).sum())
+
     def subset(self, index: torch.Tensor) -> "Sequences":
         return Sequences(self.inputs[index], self.lengths[index], self.labels[index], self.per_step, self.regression)
 
@@ -55,62 +66,186 @@ class Sequences:
 # ----------------------------------------------------------------------------------------- user data
 
 
-def read_jsonl(path: str) -> tuple[Sequences, list, list]:
+def read_jsonl(path: str, vocab: Vocab | None = None) -> tuple[Sequences, list, list]:
     """Read ``path``; return the sequences, the input vocabulary (token strings; [] for features) and the
-    class names ([] for regression). Any malformed line is an error naming the line and the fix."""
-    if not os.path.isfile(path):
-        raise UserError(f"data file {path} does not exist; give a JSONL file (one sequence per line, see rnnlab.data.sequences)")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append((n, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path} line {n} is not valid JSON ({e.msg}); each line is one JSON object") from None
-    if not records:
-        raise UserError(f"data file {path} holds no sequences; give one JSON object per line")
-    first = records[0][1]
+    class names ([] for regression). Any malformed line is an error naming the file, the line and the fix.
+
+    ``vocab`` (a trained run's) fixes the ids instead: a file may use a subset of the run's tokens and
+    classes, but one the run never saw, or another input form, is an error that names it."""
+    records = _read_records(path)
+    first_line, first = records[0]
     use_tokens = "tokens" in first
     per_step = "labels" in first
-    regression = "target" in first
+    regression = "target" in first and not per_step
     key_in = "tokens" if use_tokens else "features"
     key_out = "labels" if per_step else ("target" if regression else "label")
+    width = None  # features: the vector width, from the first vector of the first line
     seqs, outs = [], []
     for n, rec in records:
-        if not isinstance(rec, dict) or key_in not in rec or key_out not in rec:
-            raise UserError(f"{path} line {n}: expected keys {key_in!r} and {key_out!r} like line {records[0][0]}, "
-                            f"got {sorted(rec) if isinstance(rec, dict) else type(rec).__name__}")
+        where = f"{path} line {n}"
+        if key_in not in rec or key_out not in rec:
+            if n == first_line:
+                raise UserError(f"{where}: a sequence needs 'tokens' or 'features', and 'label', 'labels' or 'target' "
+                                f"(the format is in rnnlab/data/sequences.py); got keys {sorted(rec)}")
+            raise UserError(f"{where}: expected keys {key_in!r} and {key_out!r} like line {first_line}, "
+                            f"got {sorted(rec)}")
         seq = rec[key_in]
         if not isinstance(seq, list) or not seq:
-            raise UserError(f"{path} line {n}: {key_in!r} must be a non-empty list")
-        if per_step and (not isinstance(rec["labels"], list) or len(rec["labels"]) != len(seq)):
-            got = len(rec["labels"]) if isinstance(rec["labels"], list) else type(rec["labels"]).__name__
-            raise UserError(f"{path} line {n}: 'labels' must have one label per step, {len(seq)} like {key_in!r}, "
-                            f"but has {got}; use null for a step without a label")
+            raise UserError(f"{where}: {key_in!r} must be a non-empty list, got {_show(seq)}")
+        if use_tokens:
+            for t, token in enumerate(seq):
+                if not _is_name(token):
+                    raise UserError(f"{where}: tokens[{t}] is {_show(token)}; every token must be a string or a number")
+        else:
+            width = _check_vectors(seq, where, width, first_line)
+        out = rec[key_out]
+        if per_step:
+            if not isinstance(out, list) or len(out) != len(seq):
+                got = len(out) if isinstance(out, list) else _show(out)
+                raise UserError(f"{where}: 'labels' must have one label per step, {len(seq)} like {key_in!r}, "
+                                f"but has {got}; use null for a step without a label")
+            for t, label in enumerate(out):
+                if label is not None and not _is_name(label):
+                    raise UserError(f"{where}: labels[{t}] is {_show(label)}; a label is a class name (a string or a "
+                                    f"number), or null for a step that is not scored")
+        elif regression and not _is_finite(out):
+            raise UserError(f"{where}: 'target' is {_show(out)}; it must be a finite number (regression)")
+        elif not regression and not _is_name(out):
+            raise UserError(f"{where}: 'label' is {_show(out)}; it must be a class name (a string or a number); "
+                            f"to leave steps unscored use 'labels' with one label or null per step")
         seqs.append(seq)
-        outs.append(rec[key_out])
+        outs.append(out)
+    if per_step and all(o is None for out in outs for o in out):
+        raise UserError(f"{path}: no step has a label (every one of 'labels' is null), so there is nothing to learn "
+                        f"or score; give each sequence at least one labelled step")
+    if vocab is not None:
+        _check_form(path, vocab, use_tokens, width, regression)
     if use_tokens:
-        vocab = sorted({str(t) for s in seqs for t in s})
-        index = {t: i for i, t in enumerate(vocab)}
-        rows = [[index[str(t)] for t in s] for s in seqs]
+        token_rows = [[str(t) for t in s] for s in seqs]
+        tokens = sorted({t for s in token_rows for t in s}) if vocab is None else vocab.tokens
+        rows = _ids(token_rows, tokens, path, "token")
     else:
-        vocab, rows = [], seqs
-        width = len(seqs[0][0]) if isinstance(seqs[0][0], list) else None
-        for (n, _), s in zip(records, seqs):
-            if any(not isinstance(v, list) or len(v) != width for v in s):
-                raise UserError(f"{path} line {n}: every feature vector must be a list of {width} numbers like line "
-                                f"{records[0][0]}'s")
+        tokens, rows = [], seqs
     if regression:
         classes = []
         labels = torch.tensor([float(o) for o in outs])
     else:
-        flat = [o for out in outs for o in (out if per_step else [out]) if o is not None]
-        classes = sorted({str(o) for o in flat}, key=_natural)
-        cid = {c: i for i, c in enumerate(classes)}
-        labels = [[IGNORE if o is None else cid[str(o)] for o in out] for out in outs] if per_step else \
-            [cid[str(o)] for o in outs]
-    return pad(rows, labels, per_step, regression, features=not use_tokens), vocab, classes
+        label_rows = [[None if o is None else str(o) for o in (out if per_step else [out])] for out in outs]
+        classes = sorted({o for r in label_rows for o in r if o is not None}, key=_natural) if vocab is None \
+            else vocab.labels
+        ids = _ids(label_rows, classes, path, "class", "classes")
+        labels = ids if per_step else [r[0] for r in ids]
+    return pad(rows, labels, per_step, regression, features=not use_tokens), tokens, classes
+
+
+def _read_records(path: str) -> list:
+    """The (line number, JSON object) of every non-blank line of the UTF-8 file ``path``."""
+    fix = "give a UTF-8 JSONL file (one JSON object per line, see rnnlab/data/sequences.py)"
+    if os.path.isdir(path):
+        raise UserError(f"data path {path} is a directory; {fix}")
+    if not os.path.isfile(path):
+        raise UserError(f"data file {path} does not exist; {fix}")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise UserError(f"data file {path} cannot be read ({e.strerror}); check its permissions") from None
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise UserError(f"data file {path} looks binary (a NUL byte on line {line}); {fix}")
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a byte-order mark, as some editors write, is not an error
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise UserError(f"data file {path} is not UTF-8 (byte 0x{raw[e.start]:02x} on line {line}); "
+                        f"convert it first, for example: iconv -f latin1 -t utf-8 {path} > data.jsonl") from None
+    records = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} line {n} is not valid JSON ({e.msg}); each line is one JSON object") from None
+        except RecursionError:
+            raise UserError(f"{path} line {n} is nested too deeply to read; each line is one flat JSON object") \
+                from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path} line {n} is {_show(record)}, not a JSON object; each line is one sequence, "
+                            f'like {{"tokens": ["a", "b"], "label": "x"}}')
+        records.append((n, record))
+    if not records:
+        raise UserError(f"data file {path} holds no sequences; give one JSON object per line")
+    return records
+
+
+def _check_vectors(seq: list, where: str, width: int | None, first_line: int) -> int:
+    """Each step of ``seq`` must be a list of ``width`` finite numbers (any width > 0 when None); return the width."""
+    for t, vector in enumerate(seq):
+        if not isinstance(vector, list) or not vector:
+            raise UserError(f"{where}: features[{t}] is {_show(vector)}; each step is a non-empty list of numbers, "
+                            f"like [[0.1, 2.0], [0.3, 1.5]] (a single feature per step: [[0.1], [0.3]])")
+        for v in vector:
+            if not _is_finite(v):
+                hint = ""
+                if isinstance(v, float) and math.isnan(v):
+                    hint = " (replace a missing value, for example by 0 plus a feature that marks it)"
+                elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                    hint = f" within float32's range, +-{FLOAT32_MAX:.1e}"
+                raise UserError(f"{where}: features[{t}] holds {_show(v)}; every feature must be a finite number{hint}")
+        if width is None:
+            width = len(vector)
+        elif len(vector) != width:
+            raise UserError(f"{where}: every feature vector must be a list of {width} numbers like line "
+                            f"{first_line}'s, but features[{t}] has {len(vector)}")
+    return width
+
+
+def _check_form(path: str, vocab: Vocab, use_tokens: bool, width: int | None, regression: bool) -> None:
+    """The file must give the run the inputs and outputs it was trained on."""
+    inputs = {True: "tokens", False: "feature vectors"}
+    if use_tokens != (not vocab.features):
+        raise UserError(f"{path} holds {inputs[use_tokens]}, but the run was trained on {inputs[not use_tokens]}; "
+                        f"give a file in the run's form")
+    if width is not None and width != vocab.features:
+        raise UserError(f"{path} has feature vectors of {width} numbers, but the run was trained on {vocab.features}")
+    outputs = {True: "targets (real numbers)", False: "classes"}
+    if regression != (not vocab.labels):
+        raise UserError(f"{path} holds {outputs[regression]}, but the run was trained to predict "
+                        f"{outputs[not regression]}; give a file in the run's form")
+
+
+def _ids(rows: list, names: list, path: str, what: str, plural: str = "") -> list:
+    """``rows`` of names (None: not scored) as ids in ``names``; a name missing from it is an error."""
+    index = {name: i for i, name in enumerate(names)}
+    unseen = list(dict.fromkeys(x for row in rows for x in row if x is not None and x not in index))
+    if unseen:
+        shown = ", ".join(repr(x) for x in unseen[:10]) + (" ..." if len(unseen) > 10 else "")
+        raise UserError(f"{path} has {len(unseen)} {what if len(unseen) == 1 else plural or what + 's'} the run never "
+                        f"saw in training: {shown}; the model knows only {len(names)} ({', '.join(names[:10])}"
+                        f"{' ...' if len(names) > 10 else ''}): remove those sequences or retrain with them")
+    return [[IGNORE if x is None else index[x] for x in row] for row in rows]
+
+
+def _is_name(value) -> bool:
+    """A token or a class name: a JSON string or number (numbers are read as their text)."""
+    return isinstance(value, (str, int, float))
+
+
+def _is_finite(value) -> bool:
+    """A JSON number float32 can hold: not a string, a bool, NaN, an infinity, or a number beyond its range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return abs(float(value)) <= FLOAT32_MAX  # False for NaN too
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _show(value) -> str:
+    """``value`` as the JSON it was written in, shortened: null, "a", [1, 2], NaN."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _natural(name: str):

@@ -79,21 +79,27 @@ def build_model(config: Config, vocab: Vocab) -> SequenceClassifier:
     )
 
 
-def load_data(config: Config) -> tuple[seqs.Sequences, seqs.Sequences, Vocab]:
-    """Training and validation sets and the vocabulary, from the JSONL file or the seeded toy generator."""
+def load_data(config: Config, vocab: Vocab | None = None) -> tuple[seqs.Sequences, seqs.Sequences, Vocab]:
+    """Training and validation sets and the vocabulary, from the JSONL file or the seeded toy generator.
+    A run's ``vocab`` (resume, evaluate) maps the file's tokens and classes to the ids the model learnt."""
     generator = torch.Generator().manual_seed(config.seed)
     if config.data:
-        data, tokens, labels = seqs.read_jsonl(config.data)
+        data, tokens, labels = seqs.read_jsonl(config.data, vocab)
         order = torch.randperm(len(data), generator=generator)
         n_valid = max(1, round(len(data) * config.valid_fraction))
         if len(data) - n_valid < 1:
             raise UserError(f"{config.data} has {len(data)} sequence(s): too few to hold out {config.valid_fraction:.0%} "
                             f"for validation and still train")
-        features = 0 if tokens else data.inputs.size(-1)
-        vocab = Vocab(tokens, "token", labels, features)
+        if vocab is None:
+            vocab = Vocab(tokens, "token", labels, 0 if tokens else data.inputs.size(-1))
+        train, valid = data.subset(order[n_valid:]), data.subset(order[:n_valid])
+        for name, part in (("training", train), ("validation", valid)):
+            if not part.scored():
+                raise UserError(f"the {len(part)} {name} sequences of {config.data} (a seeded shuffle) have no "
+                                f"labelled step; label more steps, or change valid_fraction or seed")
         log.info("data %s: %d sequences; %d held out for validation (seeded shuffle, seed %d)",
                  config.data, len(data), n_valid, config.seed)
-        return data.subset(order[n_valid:]), data.subset(order[:n_valid]), vocab
+        return train, valid, vocab
     if config.toy == "bit-pair":
         make = lambda n: seqs.bit_pair(n, config.seq_len, generator)  # noqa: E731
         vocab = Vocab([], "token", ["0 (00)", "1 (01)", "2 (10)", "3 (11)"], features=1)
@@ -126,11 +132,11 @@ class Task:
 
     def __init__(self, config: Config, vocab: Vocab | None = None):
         self.config = config
-        self.train, self.valid, self.vocab = load_data(config)
+        self.train, self.valid, self.vocab = load_data(config, vocab)
         if vocab is not None and (vocab.labels, vocab.tokens, vocab.features) != \
-                (self.vocab.labels, self.vocab.tokens, self.vocab.features):
-            raise UserError(f"the data {config.data or config.toy} has other tokens or classes than the run's; "
-                            f"resume or evaluate with the data the run was trained on")
+                (self.vocab.labels, self.vocab.tokens, self.vocab.features):  # a toy task whose settings changed
+            raise UserError(f"the toy task {config.toy} with these settings has other tokens or classes than the "
+                            f"run's; resume with the run's toy and symbols")
         self.regression = self.train.regression
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
 
@@ -182,11 +188,8 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     if split != "valid":
         raise UserError("a classify run has one held-out set: use --split valid, or --data FILE to score a file")
     if data is None:
-        _, valid, vocab = load_data(run.config)
+        _, valid, _ = load_data(run.config, run.vocab)
     else:
-        valid, tokens, labels = seqs.read_jsonl(data)
-        if tokens != run.vocab.tokens or labels != run.vocab.labels:
-            raise UserError(f"{data} has other tokens or classes than the run was trained on; "
-                            f"give a file with the run's tokens {run.vocab.tokens[:10]} and classes {run.vocab.labels[:10]}")
-        vocab = run.vocab
-    return {**evaluate_set(run.model, valid, vocab, run.config.batch_size), "data": data or run.config.toy}
+        valid, _, _ = seqs.read_jsonl(data, run.vocab)  # the run's ids: a subset of its tokens and classes is fine
+    result = evaluate_set(run.model, valid, run.vocab, run.config.batch_size)
+    return {**result, "data": data or run.config.data or run.config.toy}
