@@ -247,3 +247,22 @@ def test_read_jsonl_maps_a_subset_by_the_run_vocabulary(tmp_path):
     with pytest.raises(UserError, match=r"vectors of 2 numbers, but the run was trained on 1"):
         seqs.read_jsonl(write_jsonl(tmp_path / "f.jsonl", [{"features": [[1, 2]], "label": "x"}]),
                         Vocab([], "token", ["x"], features=1))
+
+
+@pytest.mark.parametrize("sets, expected", [
+    (["dropout=2"], "dropout must be in [0, 1), got 2.0"),
+    (["dropout=-1"], "dropout must be in [0, 1), got -1.0"),
+    (["embedding_size=-1"], "embedding_size must be at least 1, got -1"),
+    (["embedding_size=0"], "embedding_size must be at least 1, got 0: the classifier embeds token ids and has no one-hot"),
+    (["toy=copy", "delay=-10"], "delay (copy: blank steps before the go marker) must not be negative, got -10"),
+    (["valid_fraction=0"], "valid_fraction (the share of a JSONL file held out) must be in (0, 1), got 0.0"),
+    (["valid_fraction=1"], "valid_fraction (the share of a JSONL file held out) must be in (0, 1), got 1.0"),
+    (["valid_fraction=nan"], "valid_fraction"),
+    (["seq_len=1"], "the bit-pair task needs seq_len >= 2 (step 0, with no previous bit, is not scored)"),
+])
+def test_bad_config_values_are_refused_up_front(tmp_path, capsys, sets, expected):
+    out = tmp_path / "run"
+    fails(capsys, ["train", "classify", "--out", str(out), "--set", *sets], expected)
+    assert not out.exists()
+    with pytest.raises(UserError, match=re.escape(expected)):
+        override(classify.Config(), dict(s.split("=") for s in sets), "test").validate()

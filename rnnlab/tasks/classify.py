@@ -42,7 +42,7 @@ class Config(TrainConfig):
     cell: str = "lstm"              # rnn, rnn_relu, lstm or gru
     hidden_size: int = 64           # units per layer
     num_layers: int = 1             # stacked layers
-    embedding_size: int = 32        # token inputs: embedding width
+    embedding_size: int = 32        # token inputs: embedding width (at least 1: this model has no one-hot input)
     dropout: float = 0.0            # on the inputs, between layers and before the output
     forget_bias: float = 1.0        # LSTM forget-gate bias at init
 
@@ -54,8 +54,19 @@ class Config(TrainConfig):
         for key in ("seq_len", "symbols", "copy_length", "train_size", "valid_size", "hidden_size", "num_layers"):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.toy == "adding" and self.seq_len < 2:
-            raise UserError("the adding problem needs seq_len >= 2 (one marker in each half)")
+        if self.embedding_size < 1:
+            raise UserError(f"embedding_size must be at least 1, got {self.embedding_size}: the classifier embeds "
+                            f"token ids and has no one-hot input (0 means one-hot in charlm and wordlm only)")
+        if self.delay < 0:
+            raise UserError(f"delay (copy: blank steps before the go marker) must not be negative, got {self.delay}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 < self.valid_fraction < 1:
+            raise UserError(f"valid_fraction (the share of a JSONL file held out) must be in (0, 1), "
+                            f"got {self.valid_fraction}")
+        if not self.data and self.toy in ("adding", "bit-pair") and self.seq_len < 2:
+            reason = "one marker in each half" if self.toy == "adding" else "step 0, with no previous bit, is not scored"
+            raise UserError(f"the {self.toy} task needs seq_len >= 2 ({reason}), got {self.seq_len}")
 
 
 _TOY = dict(optimizer="adam", lr=1e-2, clip=1.0, batch_size=32, eval_interval=0, log_interval=20)
