@@ -147,9 +147,9 @@ def read_vocab(run_dir: str) -> Vocab:
     try:
         with open(path, encoding="utf-8") as f:
             vocab = Vocab.from_json(f.read())
-        if vocab.kind not in ("char", "word", "token") or not all(isinstance(t, str) for t in vocab.tokens):
+        if vocab.kind not in Vocab.KINDS or not all(isinstance(t, str) for t in vocab.tokens):
             raise ValueError(f"kind {vocab.kind!r} with tokens that are not all strings")
-        if not vocab.tokens and not vocab.features:
+        if not vocab.tokens and not vocab.features and vocab.kind != "strokes":
             raise ValueError("no tokens")
     except FileNotFoundError:
         raise CheckpointError(f"{run_dir} has no {VOCAB}; the run folder is incomplete") from None

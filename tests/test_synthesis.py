@@ -180,7 +180,7 @@ def test_cli_trains_writes_and_plots_attention(tiny_run, tmp_path, capsys):
     (["the cow", "-o", "{out}", "--style", "{bad_style}"], "must hold"),
     (["the cow", "-o", "{out}", "--style", "{missing}"], "no such file"),
     (["the cow", "-o", "{dir}/out.txt"], ".svg or .png"),
-    (["the cow", "-o", "{out}", "--show-attention", "{dir}/att.gif"], ".svg or .png"),
+    (["the cow", "-o", "{out}", "--show-attention", "{dir}/att.gif"], "att.gif: the plot is written as .png, .svg or .pdf"),
 ])
 def test_write_refuses_bad_input_with_one_line_and_keeps_the_old_output(tiny_run, tmp_path, capsys, args, message):
     out = tmp_path / "old.svg"

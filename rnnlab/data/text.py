@@ -64,8 +64,11 @@ UNK = "<unk>"  # the out-of-vocabulary word of PTB and WikiText
 @dataclass
 class Vocab:
     """Tokens <-> integer ids. ``kind`` is ``char`` (tokens are characters), ``word`` (whitespace-split
-    words) or ``token`` (labelled sequences). Labelled sequences also keep their ``labels`` (class names, in
-    id order) and, when their inputs are feature vectors instead of tokens, the vector width ``features``."""
+    words), ``token`` (labelled sequences) or ``strokes`` (pen offsets: no tokens). Labelled sequences also
+    keep their ``labels`` (class names, in id order) and, when their inputs are feature vectors instead of
+    tokens, the vector width ``features``."""
+
+    KINDS = ("char", "word", "token", "strokes")
 
     tokens: list
     kind: str = "char"
