@@ -34,3 +34,16 @@ def write_corpus(folder, train, valid, test, names=("train.txt", "valid.txt", "t
         with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
             f.write(text)
     return str(folder)
+
+
+def fails(capsys, argv, *expected):
+    """Run the CLI: exit status 2 and one ``rnnlab: error:`` line on stderr holding each of ``expected``."""
+    from rnnlab.cli import main
+
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnlab: error: "), err
+    for text in expected:
+        assert text in err[0], err[0]
+    return err[0]

@@ -18,7 +18,7 @@ from rnnlab.models import SequenceClassifier
 from rnnlab.tasks import classify
 from rnnlab.train import train
 
-from test_cli import fails  # exit 2 and one error line that holds each expected text
+from conftest import fails
 
 
 def fit(tmp_path, preset, **values):

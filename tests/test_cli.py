@@ -13,7 +13,7 @@ import pytest
 
 from rnnlab.cli import main
 
-from conftest import TINY
+from conftest import TINY, fails
 
 
 def train_args(data, out, *extra):
@@ -30,17 +30,6 @@ def trained(tmp_path, text_file):
 def snapshot(folder):
     return {name: hashlib.sha256(open(os.path.join(folder, name), "rb").read()).hexdigest()
             for name in sorted(os.listdir(folder))}
-
-
-def fails(capsys, argv, *expected):
-    """Run the CLI, expect exit 2 and one error line containing each of ``expected``."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rnnlab: error: "), err
-    for text in expected:
-        assert text in err[0], err[0]
-    return err[0]
 
 
 def test_smoke_train_sample_evaluate_plot(tmp_path, trained, capsys):

@@ -18,7 +18,7 @@ from rnnlab.models import HandwritingPredictor
 from rnnlab.tasks import handwriting
 from rnnlab.train import train
 
-from conftest import shared_data
+from conftest import fails, shared_data
 
 TINY = {"hidden_size": 32, "num_layers": 2, "mixtures": 5, "synthetic_lines": 12, "valid_fraction": 0.25,
         "batch_size": 9, "optimizer": "adam", "lr": 1e-2, "clip": 10.0, "sample_points": 30, "device": "cpu"}
@@ -92,16 +92,6 @@ def test_evaluate_all_lines_of_the_iamondb_sample(tmp_path, capsys, monkeypatch)
 
 
 # ------------------------------------------------------------------------------------------ bad input
-
-
-def fails(capsys, argv, *expected):
-    """Run the CLI: exit status 2 and one ``rnnlab: error:`` line on stderr holding each of ``expected``."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rnnlab: error: "), err
-    assert all(text in err[0] for text in expected), err[0]
-    return err[0]
 
 
 SMALL = ["hidden_size=8", "num_layers=1", "mixtures=2", "batch_size=4", "sample_points=0"]
