@@ -2,7 +2,8 @@
 
     python scripts/bundle_handwriting.py RUN [--styles 4] [--seed 0]
 
-Writes ``rnnlab/pretrained/handwriting/``: ``config.json`` and ``vocab.json`` as in the run, the weights as
+Writes ``rnnlab/pretrained/handwriting/``: ``config.json`` (the data's file name instead of its path) and
+``vocab.json`` as in the run, the weights as
 float16 safetensors (float32 on load), ``styles.json`` and ``TERMS.md``. The styles are lines the model wrote
 itself (fixed texts, seeds and bias), not IAM-OnDB strokes: the data's terms forbid shipping the data.
 """
@@ -40,8 +41,11 @@ def main() -> None:
     run = checkpoint.load_run(args.run)
     out = checkpoint.resolve_run_dir(checkpoint.BUILTIN_HANDWRITING)
     os.makedirs(out, exist_ok=True)
-    for name in (checkpoint.CONFIG, checkpoint.VOCAB):
-        shutil.copyfile(os.path.join(args.run, name), os.path.join(out, name))
+    header = checkpoint.read_header(args.run)
+    # The training data's path is a path on the machine that trained it: ship only the file's name.
+    header["config"]["data"] = os.path.basename(header["config"]["data"])
+    checkpoint.write_text(os.path.join(out, checkpoint.CONFIG), json.dumps(header, indent=2) + "\n")
+    shutil.copyfile(os.path.join(args.run, checkpoint.VOCAB), os.path.join(out, checkpoint.VOCAB))
     weights = load_file(os.path.join(args.run, checkpoint.WEIGHTS))
     half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     meta = {**run.metadata, "source_run": os.path.basename(os.path.abspath(args.run)), "dtype": "float16"}
