@@ -163,14 +163,14 @@ def test_handwriting_keys_that_would_fail_later_are_refused(key, value, expected
 def test_a_negative_sample_points_is_refused_before_anything_is_written(tmp_path, capsys):
     out = str(tmp_path / "run")
     fails(capsys, ["train", "handwriting", "--out", out, "--max-steps", "2", "--set", *SMALL[:-1], "sample_points=-5"],
-          "sample_points must be 0", "got -5")
+          "sample_points must not be negative", "got -5")
     assert not os.path.exists(out)
 
 
 def test_evaluate_without_data_needs_it_where_the_run_data_is_gone(synthetic_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
     monkeypatch.setattr(iamondb, "load_iamondb", lambda *a, **k: pytest.fail("no data may be read"))
-    # The bundled model stores the training machine's path: without --data it is refused, never unpacked.
+    # builtin:handwriting ships without its data: without --data it is refused, never unpacked.
     fails(capsys, ["evaluate", "builtin:handwriting"], "builtin:handwriting", "--data PATH")
     fails(capsys, ["evaluate", "builtin:handwriting", "--split", "all"], "--data PATH")
     moved = tmp_path / "moved"

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint
-from ..config import TrainConfig
+from ..config import TrainConfig, at_least
 from ..data import hershey, iamondb, strokes
 from ..data.text import Vocab
 from ..errors import UserError
@@ -64,31 +64,19 @@ class Config(TrainConfig):
     std_dy: float = 1.0
 
     def validate(self) -> None:
-        super().validate()
-        for key in ("hidden_size", "num_layers", "mixtures", "synthetic_lines", "point_stride"):
-            if getattr(self, key) < 1:
-                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.window_gaussians < 0:
-            raise UserError(f"window_gaussians must be 0 (prediction) or positive (synthesis), got {self.window_gaussians}")
+        super().validate()  # every float finite, among others
+        at_least(self, 1, "hidden_size", "num_layers", "mixtures", "synthetic_lines", "point_stride")
+        # 0 means: the prediction network; no sample drawn; set by the task from the data.
+        at_least(self, 0, "window_gaussians", "sample_points", "max_text_length", "chars_per_step")
+        if self.window_gaussians and not self.alphabet:
+            raise UserError(f"alphabet is empty: give the characters the synthesis network writes, e.g. {ALPHABET!r}")
         if self.window_gaussians and len(set(self.alphabet)) != len(self.alphabet):
             raise UserError(f"alphabet {self.alphabet!r} lists a character twice; give each character once")
         if not 0 < self.valid_fraction < 1:
             raise UserError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
-        if self.window_gaussians and not self.alphabet:
-            raise UserError(f"alphabet is empty: give the characters the synthesis network writes, e.g. {ALPHABET!r}")
-        if self.sample_points < 0:
-            raise UserError(f"sample_points must be 0 (no sample drawn) or more, got {self.sample_points}")
-        if self.max_text_length < 0:
-            raise UserError(f"max_text_length must be 0 (set by the task) or more, got {self.max_text_length}")
-        # Set by the task from the data; a resumed or loaded run reads them back, so a damaged value is refused.
-        if not (math.isfinite(self.chars_per_step) and self.chars_per_step >= 0):
-            raise UserError(f"chars_per_step must be a finite number >= 0 (0: set by the task), got {self.chars_per_step}")
-        for key in ("mean_dx", "mean_dy", "std_dx", "std_dy"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or (key.startswith("std") and value <= 0):
-                kind = "a positive finite number" if key.startswith("std") else "a finite number"
-                raise UserError(f"{key} must be {kind} (the training split's statistics, set by the task), got {value}")
-
+        for key in ("std_dx", "std_dy"):  # the training split's statistics: a resumed or loaded run divides by them
+            if getattr(self, key) <= 0:
+                raise UserError(f"{key} must be positive (set by the task from the training split), got {getattr(self, key)}")
 
 PRESETS = {
     # Graves 2013 §4: 3 x 400 LSTM with skip connections, 20 mixtures, RMSProp with decay 0.95, momentum 0.9,
