@@ -13,7 +13,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ..config import TrainConfig, choose
+from ..config import TrainConfig, at_least, choose
 from ..data import sequences as seqs
 from ..data.text import Vocab
 from ..errors import UserError
@@ -51,9 +51,7 @@ class Config(TrainConfig):
         choose(self.cell, CELL_TYPES, "cell")
         if not self.data:
             choose(self.toy, TOYS, "toy")
-        for key in ("seq_len", "symbols", "copy_length", "train_size", "valid_size", "hidden_size", "num_layers"):
-            if getattr(self, key) < 1:
-                raise UserError(f"{key} must be at least 1, got {getattr(self, key)}")
+        at_least(self, 1, "seq_len", "symbols", "copy_length", "train_size", "valid_size", "hidden_size", "num_layers")
         if self.embedding_size < 1:
             raise UserError(f"embedding_size must be at least 1, got {self.embedding_size}: the classifier embeds "
                             f"token ids and has no one-hot input (0 means one-hot in charlm and wordlm only)")
