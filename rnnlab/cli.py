@@ -229,9 +229,8 @@ def _download(args) -> None:
 
 
 def _plot(args) -> None:
-    from .draw import image_format, plot_curves
+    from .draw import plot_curves
 
-    image_format(args.output)
     plot_curves(args.run, args.output)
     print(f"wrote {args.output}")
 
