@@ -16,7 +16,6 @@ which is atomic: a process killed at any moment leaves the previous version of e
 from dataclasses import asdict, dataclass
 import json
 import os
-from pickle import UnpicklingError  # what torch.load raises on a damaged file
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -42,6 +41,8 @@ def atomic_write(path: str, write) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # some writers create private files; a run folder is shared like any output
         os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None  # the user's path, not the temporary name
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -89,12 +90,36 @@ def load_train_state(run_dir: str) -> dict:
         raise CheckpointError(f"{run_dir} has no {TRAIN_STATE} to resume from; train without --resume")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, UnpicklingError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 -- arbitrary bytes make torch.load raise almost anything
         # torch's own message would suggest weights_only=False, which runs the file's code: not for a damaged file.
         raise CheckpointError(f"{path} is corrupted or truncated ({type(e).__name__}); restart with --force") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not an rnnlab training state; restart with --force")
     return state
+
+
+def read_metrics(run_dir: str) -> list[dict]:
+    """The records of ``metrics.jsonl`` that parse and carry a step; damaged lines are skipped."""
+    path = os.path.join(run_dir, METRICS)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{run_dir} has no {METRICS}: train a run there first")
+    records = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a killed process (or damaged); the rest is still good
+            if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
+                records.append(record)
+    return records
+
+
+def first_detail(error: Exception) -> str:
+    """One line of ``error``: torch's load_state_dict errors open with a heading ending in ":", so the first
+    line that does not."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.strip().endswith(":")]
+    return lines[0] if lines else type(error).__name__
 
 
 @dataclass
@@ -189,7 +214,7 @@ def load_run(run_dir: str, task: str | None = None, device: str = "cpu") -> Run:
     try:
         model.load_state_dict(state)  # copies into the model's float32 parameters: fp16 weights load too
     except RuntimeError as e:
-        raise CheckpointError(f"{weights} does not match {CONFIG} and {VOCAB} ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{weights} does not match {CONFIG} and {VOCAB} ({first_detail(e)})") from None
     if not state_is_finite(model):  # training never writes these: the file was damaged afterwards
         raise CheckpointError(f"{weights} holds NaN or infinite weights; it is damaged: retrain or restore the run")
     model.to(device).eval()

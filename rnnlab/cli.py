@@ -30,6 +30,10 @@ def _train(args) -> None:
     if args.data is not None:
         # A path is stored absolute, so evaluate finds it from anywhere; a name (builtin:..., ptb) as it is.
         extra["data"] = os.path.abspath(args.data) if os.path.exists(args.data) else args.data
+    if not args.out.strip():
+        raise UserError("--out is empty; give the run folder, for example --out runs/mine")
+    if args.resume and args.force:
+        raise UserError("--resume continues the run in --out and --force replaces it; pass one of them")
     header = _existing_run(args.out, args.force)
     vocab = saved = None
     if args.resume:
@@ -121,6 +125,8 @@ def _sample(args) -> None:
         return
     if not hasattr(run.task, "default_prime"):
         raise UserError(f"{args.run} holds a {run.task.NAME} run, which has no text sampling")
+    if args.output:
+        raise UserError(f"-o is for handwriting runs, which draw; {args.run} samples text to stdout (redirect it: > out.txt)")
     if args.prime is not None and not run.vocab.tokenize(args.prime):
         raise UserError("--prime is empty; give at least one token, or leave --prime out")
     prime = run.task.default_prime(run.vocab) if args.prime is None else \
@@ -277,9 +283,9 @@ def parser() -> argparse.ArgumentParser:
                                   "wordlm: a folder of train/valid/test files or a dataset name (default: ptb)")
     t.add_argument("--preset", help="named configuration (default: the task's default preset)")
     t.add_argument("--config", help="TOML file of config keys, applied over the preset")
-    t.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
     t.add_argument("--out", required=True, help="run folder to write")
-    t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in all")
+    t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in all (0: the config's epochs)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--force", action="store_true", help="replace the run in --out")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])

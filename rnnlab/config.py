@@ -112,7 +112,7 @@ def _coerce(value, field: dataclasses.Field, key: str):
         if kind == "float":
             return float(value)
         return str(value)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, TypeError):  # TypeError: a TOML date or time
         raise UserError(f"{key} must be {kind}, got {value!r}") from None
 
 

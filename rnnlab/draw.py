@@ -1,28 +1,11 @@
 """Pictures: loss curves and confusion matrices from ``metrics.jsonl``, gradient-norm curves, and pen
 strokes as SVG or PNG. The only module that imports matplotlib (lazily)."""
 
-import json
 import math
 import os
 
-from .checkpoint import METRICS, atomic_write
+from .checkpoint import METRICS, atomic_write, read_metrics
 from .errors import UserError
-
-
-def read_metrics(run_dir: str) -> list[dict]:
-    path = os.path.join(run_dir, METRICS)
-    if not os.path.isfile(path):
-        raise UserError(f"{run_dir} has no {METRICS}: train a run there first")
-    records = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a killed process (or damaged); the rest is still good
-            if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
-                records.append(record)
-    return records
 
 
 def check_output(out_path: str, flag: str = "-o") -> None:

@@ -130,16 +130,8 @@ class MetricsLog:
         """Drop records after ``step``: on resume, the steps past the checkpoint are run again."""
         if not os.path.exists(self.path):
             return
-        with open(self.path, encoding="utf-8") as f:
-            lines = [line for line in f if line.strip()]
-        kept = []
-        for line in lines:
-            try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line)
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut short when the process was killed
-        checkpoint.write_text(self.path, "".join(kept))
+        kept = [record for record in checkpoint.read_metrics(os.path.dirname(self.path)) if record["step"] <= step]
+        checkpoint.write_text(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig):
@@ -182,9 +174,7 @@ def _load_state(saved: dict, model, optimizer, schedule, device, run_dir: str) -
         _set_rng_state(saved["rng"])
         return saved["step"], to_device(saved["carry"], device), saved["skipped"], saved["bad_evals"]
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-        # torch's load_state_dict error starts with a heading line ending in ":"; the first detail says more.
-        lines = [line.strip() for line in str(e).splitlines() if line.strip() and not line.strip().endswith(":")]
-        reason = f"no entry {e}" if isinstance(e, KeyError) else lines[0] if lines else type(e).__name__
+        reason = f"no entry {e}" if isinstance(e, KeyError) else checkpoint.first_detail(e)
         raise UserError(f"{run_dir}/{checkpoint.TRAIN_STATE} does not fit this run's model and optimiser ({reason}); "
                         f"resume without --set keys that change them, or start again with --force") from None
 
@@ -212,6 +202,9 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
     if resume:
         saved = saved or checkpoint.load_train_state(run_dir)
         step, carry, skipped, bad_evals = _load_state(saved, model, optimizer, schedule, device, run_dir)
+        if step > total:
+            raise UserError(f"{run_dir} is already at step {step}, past the {total} steps asked for; give a larger "
+                            f"--max-steps")
     if start is not None:
         start()
     if resume:

@@ -1,6 +1,7 @@
 """Run folders: round trip, atomic writes, corrupted and foreign checkpoints."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -91,3 +92,11 @@ def test_weights_that_do_not_match_the_config_are_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(header))
     with pytest.raises(CheckpointError, match="does not match config.json"):
         checkpoint.load_run(str(tmp_path))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, where no file can be created")
+def test_a_failed_atomic_write_names_the_path_not_its_temporary_name():
+    path = "/proc/rnnlab-test-output.png"
+    with pytest.raises(OSError) as error:
+        checkpoint.atomic_write(path, lambda tmp: open(tmp, "w").close())
+    assert error.value.filename == path

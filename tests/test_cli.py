@@ -367,3 +367,41 @@ def test_usage_errors_are_one_line_too(argv, expected, capsys):
     assert exit.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rnnlab: error: ") and expected in err[0], err
+
+
+def test_an_empty_out_is_refused_before_anything_is_touched(trained, capsys, text_file, monkeypatch):
+    before = snapshot(trained)
+    monkeypatch.chdir(trained)  # an unset --out "$OUT" inside a run folder must not clear it
+    fails(capsys, ["train", "charlm", "--data", text_file, "--out", "", "--force", "--max-steps", "1"], "--out is empty")
+    assert snapshot(trained) == before
+
+
+def test_repeated_set_flags_all_apply(tmp_path, capsys, text_file):
+    fails(capsys, ["train", "charlm", "--data", text_file, "--out", str(tmp_path / "out"), "--set", "hidden_size=0",
+                   "--set", "lr=0.1"], "hidden_size must be at least 1")
+
+
+def test_resume_options_that_cannot_hold(trained, capsys, text_file):
+    before = snapshot(trained)
+    fails(capsys, ["train", "charlm", "--out", trained, "--resume", "--force"], "pass one of them")
+    fails(capsys, ["train", "charlm", "--out", trained, "--resume", "--max-steps", "10"], "already at step 20")
+    assert snapshot(trained) == before
+
+
+def test_resume_skips_damaged_metrics_lines(trained, capsys):
+    with open(os.path.join(trained, "metrics.jsonl"), "ab") as f:
+        f.write(b'5\n[1, 2]\n{"step": "x"}\n\xff\n')
+    assert main(["train", "charlm", "--out", trained, "--resume", "--max-steps", "25"]) == 0
+    steps = [json.loads(line)["step"] for line in open(os.path.join(trained, "metrics.jsonl"))]
+    assert steps == sorted(steps) and max(steps) == 25
+
+
+def test_more_bad_input_is_one_line(trained, capsys, tmp_path):
+    fails(capsys, ["sample", trained, "--temperature", "1e-40"], "--temperature 1e-40", "use --temperature 0")
+    fails(capsys, ["sample", trained, "-o", str(tmp_path / "x.svg")], "-o is for handwriting runs")
+    toml = tmp_path / "c.toml"
+    toml.write_text("hidden_size = 1979-05-27\n")
+    fails(capsys, ["train", "charlm", "--out", str(tmp_path / "out"), "--config", str(toml)], "hidden_size must be int")
+    with open(os.path.join(trained, "train_state.pt"), "w") as f:
+        f.write("hello world")
+    fails(capsys, ["train", "charlm", "--out", trained, "--resume"], "train_state.pt is corrupted or truncated")

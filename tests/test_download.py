@@ -401,3 +401,9 @@ def test_a_mirror_that_is_not_a_url_is_one_clear_error(cache, monkeypatch):
     monkeypatch.setenv("RNNLAB_DATA_MIRROR", "notaurl")
     with pytest.raises(UserError, match="RNNLAB_DATA_MIRROR='notaurl' is not a URL"):
         dl.download("tinyshakespeare")
+
+
+def test_a_malformed_mirror_url_is_one_clear_error(cache, monkeypatch):
+    monkeypatch.setenv("RNNLAB_DATA_MIRROR", "http://[::1")
+    with pytest.raises(UserError, match="not a valid URL"):
+        dl.download("tinyshakespeare")

@@ -111,6 +111,8 @@ def _fetch(url: str, path: str, digest: str) -> None:
                             f"local copy with --data PATH")
         os.replace(tmp, path)
         log.info("%s: downloaded from %s, checksum ok", path, url)
+    except ValueError as e:  # a malformed URL, e.g. from RNNLAB_DATA_MIRROR
+        raise UserError(f"could not download {url}: the address is not a valid URL ({e})") from None
     except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError) as e:
         reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
         raise UserError(f"could not download {url} ({reason}); check the network, or download the files "
