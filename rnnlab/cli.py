@@ -125,8 +125,9 @@ def _sample(args) -> None:
         return
     if not hasattr(run.task, "default_prime"):
         raise UserError(f"{args.run} holds a {run.task.NAME} run, which has no text sampling")
-    if args.output:
-        raise UserError(f"-o is for handwriting runs, which draw; {args.run} samples text to stdout (redirect it: > out.txt)")
+    if args.output or args.bias:
+        raise UserError(f"{'-o' if args.output else '--bias'} is for handwriting runs; {args.run} samples text to "
+                        f"stdout (redirect it: > out.txt; --temperature, --top-k and --top-p shape it)")
     if args.prime is not None and not run.vocab.tokenize(args.prime):
         raise UserError("--prime is empty; give at least one token, or leave --prime out")
     prime = run.task.default_prime(run.vocab) if args.prime is None else \
@@ -159,6 +160,9 @@ def _sample_strokes(run, args) -> None:
 
     if not args.output:
         raise UserError("a handwriting run draws its sample: give -o out.svg (or .png)")
+    if args.prime is not None or args.num_samples != 1:
+        raise UserError("--prime and --num-samples are for text runs; a handwriting run draws one unconditional "
+                        "sample (to write a text: rnnlab write)")
     if args.length < 1:
         raise UserError(f"--length {args.length}: a drawing needs at least 1 point")
     stroke_image_format(args.output)  # a bad extension or folder fails before sampling

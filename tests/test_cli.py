@@ -399,6 +399,7 @@ def test_resume_skips_damaged_metrics_lines(trained, capsys):
 def test_more_bad_input_is_one_line(trained, capsys, tmp_path):
     fails(capsys, ["sample", trained, "--temperature", "1e-40"], "--temperature 1e-40", "use --temperature 0")
     fails(capsys, ["sample", trained, "-o", str(tmp_path / "x.svg")], "-o is for handwriting runs")
+    fails(capsys, ["sample", trained, "--bias", "1"], "--bias is for handwriting runs")
     toml = tmp_path / "c.toml"
     toml.write_text("hidden_size = 1979-05-27\n")
     fails(capsys, ["train", "charlm", "--out", str(tmp_path / "out"), "--config", str(toml)], "hidden_size must be int")

@@ -76,6 +76,7 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
     assert result["lines"] == 3 and np.isfinite(result["nats_per_line"]) and "nats_per_point" in result
     assert main(["sample", out, "-o", str(tmp_path / "hand.gif")]) == 2
     assert main(["sample", out, "-o", svg, "--bias", "-1"]) == 2
+    fails(capsys, ["sample", out, "-o", svg, "--prime", "hello"], "--prime and --num-samples are for text runs")
 
 
 def test_evaluate_all_lines_of_the_iamondb_sample(tmp_path, capsys, monkeypatch):

@@ -18,7 +18,8 @@ LAYOUTS = ({s: f"ptb.{s}.txt" for s in SPLITS}, {s: f"{s}.txt" for s in SPLITS})
 def split_paths(folder: str) -> dict:
     """The three split files of ``folder``: ``ptb.{train,valid,test}.txt`` or ``{train,valid,test}.txt``."""
     if not os.path.isdir(folder):
-        raise UserError(f"data folder {folder} does not exist; give a folder with train/valid/test files, "
+        state = "is a file" if os.path.isfile(folder) else "does not exist"
+        raise UserError(f"data folder {folder} {state}; give a folder with train/valid/test files, "
                         f"or a dataset name (ptb, wikitext-2)")
     for layout in LAYOUTS:
         paths = {s: os.path.join(folder, name) for s, name in layout.items()}
