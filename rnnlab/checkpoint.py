@@ -176,6 +176,8 @@ def read_vocab(run_dir: str) -> Vocab:
             raise ValueError(f"kind {vocab.kind!r} with tokens that are not all strings")
         if not vocab.tokens and not vocab.features and vocab.kind != "strokes":
             raise ValueError("no tokens")
+        if len(vocab.index) != len(vocab.tokens):
+            raise ValueError("a token is listed twice")
     except FileNotFoundError:
         raise CheckpointError(f"{run_dir} has no {VOCAB}; the run folder is incomplete") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, OSError) as e:

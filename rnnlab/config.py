@@ -103,8 +103,8 @@ def _coerce(value, field: dataclasses.Field, key: str):
             if text in ("false", "0", "no", "off"):
                 return False
             raise ValueError
-        if isinstance(value, (list, dict)) or value is None:
-            raise ValueError  # a TOML array or table, or a JSON null
+        if isinstance(value, (list, dict, bool)) or value is None:
+            raise ValueError  # a TOML array, table or boolean for a number, or a JSON null
         if kind == "int":
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError

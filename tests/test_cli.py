@@ -247,6 +247,7 @@ def test_config_values_that_would_fail_later_are_refused_up_front(tmp_path, caps
 
 @pytest.mark.parametrize("content, expected", [
     ("hidden_size = [1, 2]\n", "hidden_size must be int"),
+    ("hidden_size = true\n", "hidden_size must be int"),
     ("[model]\nhidden_size = 3\n", "unknown config key model"),
     (b"lr = 0.1 # caf\xe9\n", "not valid TOML"),
     (b"\x89PNG\r\n\x1a\n\x00", "not valid TOML"),
@@ -279,7 +280,7 @@ def test_a_damaged_config_json_is_one_line_for_every_reader(trained, capsys, dam
 
 
 @pytest.mark.parametrize("vocab", ['{"kind": "char", "tokens": []}', '{"kind": "char", "tokens": ["a"], "features": "x"}',
-                                   '{"kind": "char", "tokens": [1, 2]}', '[]'])
+                                   '{"kind": "char", "tokens": [1, 2]}', '{"kind": "char", "tokens": ["a", "a"]}', '[]'])
 def test_a_damaged_vocab_json_is_one_line(trained, capsys, vocab):
     with open(os.path.join(trained, "vocab.json"), "w") as f:
         f.write(vocab)
