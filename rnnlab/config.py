@@ -64,9 +64,7 @@ class TrainConfig:
         at_least(self, 1, "batch_size", "epochs", "log_interval", "max_skips")
         at_least(self, 0, "clip", "clip_value", "max_steps", "eval_interval", "patience", "momentum", "eps",
                  "weight_decay", "min_lr", "decay_after", "plateau_patience")
-        for key in ("lr", "lr_decay"):
-            if getattr(self, key) <= 0:
-                raise UserError(f"{key} must be positive, got {getattr(self, key)}")
+        positive(self, "lr", "lr_decay")
         if not 0 <= self.alpha < 1:
             raise UserError(f"alpha (RMSprop's smoothing constant) must be in [0, 1), got {self.alpha}")
 
@@ -83,6 +81,13 @@ def at_least(config, low, *keys: str) -> None:
         if getattr(config, key) < low:
             floor = "must not be negative" if low == 0 else f"must be at least {low}"
             raise UserError(f"{key} {floor}, got {getattr(config, key)}")
+
+
+def positive(config, *keys: str) -> None:
+    """Refuse any of ``keys`` that is zero or negative, naming the key and its value."""
+    for key in keys:
+        if getattr(config, key) <= 0:
+            raise UserError(f"{key} must be positive, got {getattr(config, key)}")
 
 
 def choose(value: str, choices, key: str) -> None:

@@ -120,6 +120,7 @@ class MetricsLog:
     """Appends one JSON object per line to ``metrics.jsonl``."""
 
     def __init__(self, run_dir: str):
+        self.run_dir = run_dir
         self.path = os.path.join(run_dir, checkpoint.METRICS)
 
     def write(self, record: dict) -> None:
@@ -130,7 +131,7 @@ class MetricsLog:
         """Drop records after ``step``: on resume, the steps past the checkpoint are run again."""
         if not os.path.exists(self.path):
             return
-        kept = [record for record in checkpoint.read_metrics(os.path.dirname(self.path)) if record["step"] <= step]
+        kept = [record for record in checkpoint.read_metrics(self.run_dir) if record["step"] <= step]
         checkpoint.write_text(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 
 

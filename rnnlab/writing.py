@@ -78,12 +78,13 @@ def check_texts(texts: list[str], vocab: Vocab, max_length: int) -> None:
     """Every character in the model's alphabet and no line beyond the longest the model was trained on."""
     vocab.encode(list("".join(texts)), "the text")  # names every unknown character
     for n, text in enumerate(texts, 1):
-        if max_length and len(text) > max_length and " " not in text:
+        if not max_length or len(text) <= max_length:
+            continue
+        if " " not in text:  # --wrap cannot help: it breaks lines at spaces only
             raise UserError(f"line {n} is one word of {len(text)} characters, but this model was trained on lines of "
                             f"at most {max_length}; shorten it or break it with a space or a newline")
-        if max_length and len(text) > max_length:
-            raise UserError(f"line {n} has {len(text)} characters, but this model was trained on lines of at most "
-                            f"{max_length}; break it into shorter lines with newlines or --wrap {min(40, max_length)}")
+        raise UserError(f"line {n} has {len(text)} characters, but this model was trained on lines of at most "
+                        f"{max_length}; break it into shorter lines with newlines or --wrap {min(40, max_length)}")
 
 
 def check_bias(bias: float) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint
-from ..config import TrainConfig, at_least
+from ..config import TrainConfig, at_least, positive
 from ..data import hershey, iamondb, strokes
 from ..data.text import Vocab
 from ..errors import UserError
@@ -74,9 +74,7 @@ class Config(TrainConfig):
             raise UserError(f"alphabet {self.alphabet!r} lists a character twice; give each character once")
         if not 0 < self.valid_fraction < 1:
             raise UserError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
-        for key in ("std_dx", "std_dy"):  # the training split's statistics: a resumed or loaded run divides by them
-            if getattr(self, key) <= 0:
-                raise UserError(f"{key} must be positive (set by the task from the training split), got {getattr(self, key)}")
+        positive(self, "std_dx", "std_dy")  # the training split's statistics: a resumed or loaded run divides by them
 
 PRESETS = {
     # Graves 2013 §4: 3 x 400 LSTM with skip connections, 20 mixtures, RMSProp with decay 0.95, momentum 0.9,

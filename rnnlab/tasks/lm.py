@@ -8,7 +8,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ..config import TrainConfig, at_least, choose
+from ..config import TrainConfig, at_least, choose, positive
 from ..data.text import TokenStream, Vocab
 from ..errors import UserError
 from ..models import INIT_SCHEMES, RNNLanguageModel
@@ -36,8 +36,7 @@ class LMConfig(TrainConfig):
         choose(self.init, INIT_SCHEMES, "init")
         at_least(self, 1, "seq_len", "hidden_size", "num_layers")
         at_least(self, 0, "embedding_size", "preview_length")
-        if self.init_scale <= 0:
-            raise UserError(f"init_scale must be positive, got {self.init_scale}")
+        positive(self, "init_scale")
         if not 0 <= self.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.tied and self.embedding_size != self.hidden_size:
