@@ -9,6 +9,7 @@ from contextlib import nullcontext
 import json
 import logging
 import os
+import re
 import sys
 
 import torch
@@ -272,6 +273,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"rnnlab: error: {message} (see {self.prog} --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown option is reported by the subcommand it was given to (its --help)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            subcommands = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+            owner = subcommands[0].choices[parsed.command] if subcommands else self
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
 
 def parser() -> argparse.ArgumentParser:
     from .data.download import DATASETS
@@ -365,6 +375,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _out_of_memory(error: BaseException) -> bool:
+    """An allocation the machine cannot make (CPU or GPU): a size to lower, not a bug in rnnlab."""
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(error)
+
+
+def _allocation(message: str) -> str:
+    """" (asked for 1.5 GiB)" from torch's CPU or CUDA allocation error, or "" when it names no size."""
+    if m := re.search(r"[Tt]ried to allocate (\d+) bytes", message):
+        return f" (asked for {int(m.group(1)) / 2**30:,.1f} GiB)"
+    if m := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]iB)", message):
+        return f" (asked for {m.group(1)})"
+    return ""
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -379,6 +403,12 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         sys.stderr.close()  # `rnnlab sample ... | head` is not an error
         return 0
+    except (MemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        print(f"rnnlab: error: out of memory{_allocation(str(e))}; lower batch_size, hidden_size or seq_len "
+              f"(--set KEY=VALUE)", file=sys.stderr)
+        return 2
     except OSError as e:  # a folder that is not writable, a full disk: the environment, not rnnlab
         print(f"rnnlab: error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
         return 2

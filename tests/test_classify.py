@@ -205,6 +205,9 @@ BAD_FILES = {  # name: (content, what the error says besides the file name)
     "null-target.jsonl": (b'{"features": [[1]], "target": null}\n', "line 1: 'target' is null"),
     "list-target.jsonl": (b'{"features": [[1]], "target": [0.5]}\n', "line 1: 'target' is [0.5]"),
     "nan-target.jsonl": (b'{"features": [[1]], "target": NaN}\n', "line 1: 'target' is NaN"),
+    "two-outputs.jsonl": (LINE_1 + b'{"tokens": ["a"], "label": "x", "labels": ["x"]}\n',
+                          "line 2: has both 'label' and 'labels'; a sequence takes one of"),
+    "two-inputs.jsonl": (b'{"tokens": ["a"], "features": [[1]], "label": "x"}\n', "line 1: has both 'tokens' and 'features'"),
 }
 
 
@@ -259,6 +262,9 @@ def test_read_jsonl_maps_a_subset_by_the_run_vocabulary(tmp_path):
     (["valid_fraction=1"], "valid_fraction (the share of a JSONL file held out) must be in (0, 1), got 1.0"),
     (["valid_fraction=nan"], "valid_fraction"),
     (["seq_len=1"], "the bit-pair task needs seq_len >= 2 (step 0, with no previous bit, is not scored)"),
+    (["toy=copy", "copy_length=100000"], "the copy toy set would hold 2,500 sequences x 200,021 steps, about 11 GiB; "
+                                         "lower train_size, valid_size, copy_length or delay (the limit is 2 GiB)"),
+    (["seq_len=50000"], "2,500 sequences x 50,000 steps, about 3 GiB; lower train_size, valid_size or seq_len"),
 ])
 def test_bad_config_values_are_refused_up_front(tmp_path, capsys, sets, expected):
     out = tmp_path / "run"

@@ -10,7 +10,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+import rnnlab.cli
 from rnnlab.cli import main
 
 from conftest import TINY, fails
@@ -360,6 +362,8 @@ def test_bad_options_are_one_line(trained, capsys, argv, expected, monkeypatch, 
     (["sample", "RUN", "--length", "x"], "argument --length: invalid int value: 'x' (see rnnlab sample --help)"),
     (["train", "charlm", "--out"], "argument --out: expected one argument (see rnnlab train --help)"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["plot", "RUN", "--foo"], "unrecognized arguments: --foo (see rnnlab plot --help)"),
+    (["gradients", "--cell", "gru", "extra", "-x"], "unrecognized arguments: extra -x (see rnnlab gradients --help)"),
 ])
 def test_usage_errors_are_one_line_too(argv, expected, capsys):
     capsys.readouterr()
@@ -407,3 +411,32 @@ def test_more_bad_input_is_one_line(trained, capsys, tmp_path):
     with open(os.path.join(trained, "train_state.pt"), "w") as f:
         f.write("hello world")
     fails(capsys, ["train", "charlm", "--out", trained, "--resume"], "train_state.pt is corrupted or truncated")
+
+
+def test_an_allocation_the_machine_cannot_make_is_one_line_and_writes_nothing(tmp_path, capsys, text_file):
+    out = tmp_path / "out"  # 4 x 10^7 x 10^7 float32 LSTM weights: 1.6 PB, refused by any allocator
+    fails(capsys, ["train", "charlm", "--data", text_file, "--out", str(out), "--set", "hidden_size=10000000"],
+          "out of memory (asked for 1,490,116.1 GiB); lower batch_size, hidden_size or seq_len")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("error, expected", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.10 GiB total capacity)"),
+     "out of memory (asked for 20.00 GiB); lower"),
+    (MemoryError(), "out of memory; lower batch_size"),
+])
+def test_out_of_memory_on_a_gpu_or_in_python_is_one_line(monkeypatch, capsys, error, expected):
+    def run_out(args):
+        raise error
+
+    monkeypatch.setattr(rnnlab.cli, "_plot", run_out)
+    fails(capsys, ["plot", "RUN"], expected)
+
+
+def test_other_runtime_errors_still_surface(monkeypatch):
+    def broken(args):
+        raise RuntimeError("a bug in rnnlab")
+
+    monkeypatch.setattr(rnnlab.cli, "_plot", broken)
+    with pytest.raises(RuntimeError, match="a bug in rnnlab"):
+        main(["plot", "RUN"])

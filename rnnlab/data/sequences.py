@@ -83,6 +83,11 @@ def read_jsonl(path: str, vocab: Vocab | None = None) -> tuple[Sequences, list, 
     seqs, outs = [], []
     for n, rec in records:
         where = f"{path} line {n}"
+        for keys in (("tokens", "features"), ("label", "labels", "target")):
+            given = [k for k in keys if k in rec]
+            if len(given) > 1:
+                raise UserError(f"{where}: has both {given[0]!r} and {given[1]!r}; a sequence takes one of "
+                                f"{', '.join(map(repr, keys))}, so keep the one you mean")
         if key_in not in rec or key_out not in rec:
             if n == first_line:
                 raise UserError(f"{where}: a sequence needs 'tokens' or 'features', and 'label', 'labels' or 'target' "

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 NAME = "classify"
 TOYS = ("bit-pair", "adding", "copy")
+TOY_BYTES_PER_STEP = 24     # inputs, labels and the generator's temporaries, per sequence step (bit-pair, the most)
+TOY_MEMORY_LIMIT = 2**31    # 2 GiB: far above any toy task that trains in minutes
 
 
 @dataclass
@@ -65,6 +67,18 @@ class Config(TrainConfig):
         if not self.data and self.toy in ("adding", "bit-pair") and self.seq_len < 2:
             reason = "one marker in each half" if self.toy == "adding" else "step 0, with no previous bit, is not scored"
             raise UserError(f"the {self.toy} task needs seq_len >= 2 ({reason}), got {self.seq_len}")
+        if not self.data:
+            self._check_toy_size()
+
+    def _check_toy_size(self) -> None:
+        """Refuse a toy set too big to generate in memory, before the generator tries (and the system swaps)."""
+        length = 2 * self.copy_length + self.delay + 1 if self.toy == "copy" else self.seq_len
+        steps = (self.train_size + self.valid_size) * length
+        if steps * TOY_BYTES_PER_STEP > TOY_MEMORY_LIMIT:
+            knobs = ["train_size", "valid_size", *(["copy_length", "delay"] if self.toy == "copy" else ["seq_len"])]
+            raise UserError(f"the {self.toy} toy set would hold {self.train_size + self.valid_size:,} sequences x "
+                            f"{length:,} steps, about {steps * TOY_BYTES_PER_STEP / 2**30:.0f} GiB; lower "
+                            f"{', '.join(knobs[:-1])} or {knobs[-1]} (the limit is {TOY_MEMORY_LIMIT // 2**30} GiB)")
 
 
 _TOY = dict(optimizer="adam", lr=1e-2, clip=1.0, batch_size=32, eval_interval=0, log_interval=20)
