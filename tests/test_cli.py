@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-import rnnlab.cli
+import rnnlab.commands
 from rnnlab.cli import main
 
 from conftest import TINY, fails
@@ -429,7 +429,7 @@ def test_out_of_memory_on_a_gpu_or_in_python_is_one_line(monkeypatch, capsys, er
     def run_out(args):
         raise error
 
-    monkeypatch.setattr(rnnlab.cli, "_plot", run_out)
+    monkeypatch.setattr(rnnlab.commands, "plot", run_out)
     fails(capsys, ["plot", "RUN"], expected)
 
 
@@ -437,6 +437,6 @@ def test_other_runtime_errors_still_surface(monkeypatch):
     def broken(args):
         raise RuntimeError("a bug in rnnlab")
 
-    monkeypatch.setattr(rnnlab.cli, "_plot", broken)
+    monkeypatch.setattr(rnnlab.commands, "plot", broken)
     with pytest.raises(RuntimeError, match="a bug in rnnlab"):
         main(["plot", "RUN"])
