@@ -182,6 +182,18 @@ def test_evaluating_a_corpus_with_another_vocabulary_is_an_error(tmp_path, capsy
     err = capsys.readouterr().err
     assert "'x', 'y'" in err and len(err.strip().splitlines()) == 1
 
+    # Scoring reads only the split it scores: a folder of just test.txt scores as the whole corpus does.
+    only_test = tmp_path / "only-test"
+    only_test.mkdir()
+    (only_test / "test.txt").write_text("c a\n" * 20)
+    scores = []
+    for data in (folder, str(only_test)):
+        assert main(["evaluate", out, "--data", data, "--split", "test", "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out)["loss"])
+    assert scores[0] == scores[1]
+    assert main(["evaluate", out, "--data", str(only_test), "--split", "valid"]) == 2
+    assert "lacks valid.txt; the valid split is scored" in capsys.readouterr().err
+
 
 def test_split_all_is_refused_for_a_word_model():
     with pytest.raises(UserError, match="--split all: a wordlm run scores its corpus' valid or test split"):

@@ -15,8 +15,9 @@ SPLITS = ("train", "valid", "test")
 LAYOUTS = ({s: f"ptb.{s}.txt" for s in SPLITS}, {s: f"{s}.txt" for s in SPLITS})
 
 
-def split_paths(folder: str) -> dict:
-    """The three split files of ``folder``: ``ptb.{train,valid,test}.txt`` or ``{train,valid,test}.txt``."""
+def split_paths(folder: str, needed: tuple = SPLITS) -> dict:
+    """The split files of ``folder``: ``ptb.{train,valid,test}.txt`` or ``{train,valid,test}.txt``; each of
+    ``needed`` must be there (training needs all three; scoring a trained run, only its split)."""
     if not os.path.isdir(folder):
         state = "is a file" if os.path.isfile(folder) else "does not exist"
         raise UserError(f"data folder {folder} {state}; give a folder with train/valid/test files, "
@@ -24,28 +25,29 @@ def split_paths(folder: str) -> dict:
     for layout in LAYOUTS:
         paths = {s: os.path.join(folder, name) for s, name in layout.items()}
         present = [s for s, p in paths.items() if os.path.isfile(p)]
-        if present and len(present) < len(SPLITS):
-            missing = ", ".join(os.path.basename(paths[s]) for s in SPLITS if s not in present)
-            raise UserError(f"data folder {folder} lacks {missing}; a word corpus needs all three splits")
+        missing = [s for s in needed if s not in present]
+        if present and missing:
+            why = "a word corpus needs all three splits" if needed == SPLITS else f"the {needed[0]} split is scored"
+            raise UserError(f"data folder {folder} lacks {', '.join(os.path.basename(paths[s]) for s in missing)}; "
+                            f"{why}")
         if present:
-            return paths
-    raise UserError(f"data folder {folder} holds neither ptb.train.txt/ptb.valid.txt/ptb.test.txt nor "
-                    f"train.txt/valid.txt/test.txt")
+            return {s: paths[s] for s in needed}
+    ptb, other = ("/".join(layout[s] for s in needed) for layout in LAYOUTS)
+    raise UserError(f"data folder {folder} holds neither {ptb} nor {other}")
 
 
 def tokenize(text: str) -> list:
     return [word for line in text.splitlines() for word in (*line.split(), EOS)]
 
 
-def load_corpus(folder: str, vocab: Vocab | None = None) -> tuple[Vocab, dict]:
-    """Read the splits of ``folder``; return the vocabulary (from the training split, in order of first
+def load_corpus(folder: str, vocab: Vocab | None = None, splits: tuple = SPLITS) -> tuple[Vocab, dict]:
+    """Read ``splits`` of ``folder``; return the vocabulary (from the training split, in order of first
     appearance, unless given) and each split's ids. A valid/test word missing from the vocabulary maps to
     ``<unk>`` when the vocabulary has it, else it is an error that names the words."""
-    paths = split_paths(folder)
-    words = {s: tokenize(read_text(paths[s])) for s in SPLITS}
+    assert vocab is not None or "train" in splits, "the vocabulary comes from the training split"
+    paths = split_paths(folder, splits)
+    words = {s: tokenize(read_text(paths[s])) for s in splits}
     vocab = vocab or Vocab(list(dict.fromkeys(words["train"])), "word")
     unknown = UNK if UNK in vocab.index else None
-    ids = {}
-    for s in SPLITS:  # read_text has refused empty files already
-        ids[s] = vocab.encode(words[s], paths[s], unknown=unknown)
-    return vocab, ids
+    # read_text has refused empty files already
+    return vocab, {s: vocab.encode(words[s], paths[s], unknown=unknown) for s in splits}

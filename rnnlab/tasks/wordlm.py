@@ -100,6 +100,6 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     if split not in ("valid", "test"):
         raise UserError(f"--split {split}: a wordlm run scores its corpus' valid or test split")
     folder = resolve_data(data or run.config.data)
-    _, ids = load_corpus(folder, run.vocab)
+    _, ids = load_corpus(folder, run.vocab, (split,))
     stream = eval_stream(ids[split], run.config, rows=1)
     return {**_metrics(evaluate_stream(run.model, stream)), "split": split, "data": folder}
