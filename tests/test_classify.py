@@ -2,6 +2,7 @@
 JSONL data, shape errors that name the fix, and the CLI."""
 
 import json
+import os
 import re
 
 import pytest
@@ -173,6 +174,13 @@ def test_cli_on_user_jsonl_train_evaluate_plot(tmp_path, capsys):
     fails(capsys, ["evaluate", out, "--data", other], "holds feature vectors, but the run was trained on tokens")
     other = write_jsonl(tmp_path / "other.jsonl", [{"tokens": ["so"], "target": 0.5}])
     fails(capsys, ["evaluate", out, "--data", other], "holds targets (real numbers), but the run was trained to predict classes")
+    other = write_jsonl(tmp_path / "other.jsonl", [{"tokens": ["very", "good"], "labels": ["pos", "pos"]}] * 10)
+    fails(capsys, ["evaluate", out, "--data", other], "has one label per step ('labels'), but the run was trained on one "
+                                                     "label or target per sequence")
+    before = open(os.path.join(out, "config.json")).read()
+    assert json.loads(before)["config"]["scored"] == "sequence"
+    fails(capsys, ["train", "classify", "--out", out, "--resume", "--set", f"data={other}"], "has one label per step")
+    assert open(os.path.join(out, "config.json")).read() == before
     for name, (content, expected) in BAD_FILES.items():
         (tmp_path / name).write_bytes(content)
         fails(capsys, ["evaluate", out, "--data", str(tmp_path / name)], f"{tmp_path / name}", expected)

@@ -6,7 +6,7 @@ adding problem, a number per sequence), ``copy`` (recall symbols after a delay, 
 accuracy and a confusion matrix (classes), mean squared error (numbers).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import logging
 import math
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 NAME = "classify"
 TOYS = ("bit-pair", "adding", "copy")
+SCORED = {"step": "one label per step ('labels')", "sequence": "one label or target per sequence ('label', 'target')"}
 TOY_BYTES_PER_STEP = 24     # inputs, labels and the generator's temporaries, per sequence step (bit-pair, the most)
 TOY_MEMORY_LIMIT = 2**31    # 2 GiB: far above any toy task that trains in minutes
 
@@ -47,10 +48,12 @@ class Config(TrainConfig):
     embedding_size: int = 32        # token inputs: embedding width (at least 1: this model has no one-hot input)
     dropout: float = 0.0            # on the inputs, between layers and before the output
     forget_bias: float = 1.0        # LSTM forget-gate bias at init
+    scored: str = ""                # filled in from the data: "step" or "sequence", what the run learnt to label
 
     def validate(self) -> None:
         super().validate()
         choose(self.cell, CELL_TYPES, "cell")
+        choose(self.scored, ("", *SCORED), "scored")
         if not self.data:
             choose(self.toy, TOYS, "toy")
         at_least(self, 1, "seq_len", "symbols", "copy_length", "train_size", "valid_size", "hidden_size", "num_layers")
@@ -160,6 +163,7 @@ class Task:
                 (self.vocab.labels, self.vocab.tokens, self.vocab.features):  # a toy task whose settings changed
             raise UserError(f"the toy task {config.toy} with these settings has other tokens or classes than the "
                             f"run's; resume with the run's toy and symbols")
+        self.config = replace(config, scored=check_scored(self.train, config, config.data or config.toy))
         self.regression = self.train.regression
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
 
@@ -175,6 +179,15 @@ class Task:
 
     def evaluate(self, model) -> dict:
         return evaluate_set(model, self.valid, self.vocab, self.config.batch_size)
+
+
+def check_scored(data: seqs.Sequences, config: Config, source: str) -> str:
+    """What ``data`` labels ("step" or "sequence"); an error when the run (``config.scored``) learnt the other."""
+    scored = "step" if data.per_step else "sequence"
+    if config.scored and scored != config.scored:
+        raise UserError(f"{source} has {SCORED[scored]}, but the run was trained on {SCORED[config.scored]}; "
+                        f"give it data of that form")
+    return scored
 
 
 @torch.inference_mode()
@@ -214,5 +227,6 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
         _, valid, _ = load_data(run.config, run.vocab)
     else:
         valid, _, _ = seqs.read_jsonl(data, run.vocab)  # the run's ids: a subset of its tokens and classes is fine
+        check_scored(valid, run.config, data)
     result = evaluate_set(run.model, valid, run.vocab, run.config.batch_size)
     return {**result, "data": data or run.config.data or run.config.toy}
