@@ -167,8 +167,7 @@ def strokes_to_svg(offsets, stroke_width: float | None = None, color: str = "bla
     the drawing's height, or ``writing_size`` (data units) for a page of several lines (one line's height).
     """
     strokes, (x0, y0, x1, y1), width, size = _stroke_layout(offsets, stroke_width, writing_size)
-    size = max(x1 - x0, y1 - y0)
-    digits = max(0, 3 - math.floor(math.log10(size)))  # ~1/1000 of the drawing: finer than a pixel
+    digits = max(0, 3 - math.floor(math.log10(max(x1 - x0, y1 - y0))))  # ~1/1000 of the drawing: below a pixel
 
     def pair(x, y):
         return f"{x:.{digits}f} {-y:.{digits}f}"

@@ -71,9 +71,12 @@ def test_save_strokes_writes_svg_and_png(tmp_path):
     draw.save_strokes(offsets, str(tmp_path / "a.svg"))
     paths, (_, _, vw, vh), _ = parse((tmp_path / "a.svg").read_text())
     assert len(paths) == 3
+    svg = ET.fromstring((tmp_path / "a.svg").read_text())
+    scale = draw.WRITING_PX / 15  # pixels per data unit: the writing size (the data's height, 15) is WRITING_PX
+    assert (float(svg.get("width")), float(svg.get("height"))) == pytest.approx((vw * scale, vh * scale), abs=0.5)
     draw.save_strokes(offsets, str(tmp_path / "a.PNG"))
     width, height = png_size(tmp_path / "a.PNG")
-    assert width / height == pytest.approx(vw / vh, rel=0.02)  # equal aspect, same box as the SVG
+    assert (width, height) == pytest.approx((vw * scale, vh * scale), abs=2)  # the SVG's box and size in pixels
     assert sorted(os.listdir(tmp_path)) == ["a.PNG", "a.svg"]  # no temporary file left behind
 
 
