@@ -217,7 +217,9 @@ def evaluate(args) -> None:
         for name, row in zip(names, result["confusion"]):
             print(f"{name:<{width}}" + "".join(f"{c:>9,}" for c in row))
     elif "mse" in result:
-        print(f"{result['data']}: mean squared error {result['mse']:.5f} over {result['sequences']:,} sequences")
+        baseline = f" (always answering 1: {result['baseline_mse']:.5f})" if result["baseline_mse"] is not None else ""
+        print(f"{result['data']}: mean squared error {result['mse']:.5f}{baseline} over {result['sequences']:,} "
+              f"sequences")
     elif "nats_per_line" in result:
         print(f"{result['data']} ({result['split']}): {result['nats_per_line']:.1f} nats per line, "
               f"{result['nats_per_point']:.4f} per point, over {result['lines']:,} lines")

@@ -46,6 +46,18 @@ def test_adding_problem_far_below_the_variance_baseline(tmp_path):
     assert result["mse"] < result["baseline_mse"] / 20, result
 
 
+def test_a_regression_file_has_no_baseline_even_with_two_features(tmp_path, capsys):
+    # Two features per step, like the adding toy, but not the adding problem: its baseline would be a lie.
+    data = write_jsonl(tmp_path / "r.jsonl", [{"features": [[0.5, 1.0], [0.2, 0.0]], "target": 3.0}] * 20)
+    out = str(tmp_path / "run")
+    assert main(["train", "classify", "--data", data, "--out", out, "--max-steps", "2", "--set", "hidden_size=4"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", out, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["baseline_mse"] is None
+    assert main(["evaluate", out]) == 0
+    assert "always answering 1" not in capsys.readouterr().out
+
+
 def test_bit_pair_labels_are_twice_the_previous_bit_plus_the_current():
     data = seqs.bit_pair(50, 12, torch.Generator().manual_seed(0))
     bits = data.inputs[..., 0].long()

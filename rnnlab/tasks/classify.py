@@ -178,7 +178,7 @@ class Task:
         return F.cross_entropy(out, labels, ignore_index=seqs.IGNORE), None, int((labels != seqs.IGNORE).sum())
 
     def evaluate(self, model) -> dict:
-        return evaluate_set(model, self.valid, self.vocab, self.config.batch_size)
+        return evaluate_set(model, self.valid, self.vocab, self.config.batch_size, adding_baseline(self.config))
 
 
 def check_scored(data: seqs.Sequences, config: Config, source: str) -> str:
@@ -190,9 +190,15 @@ def check_scored(data: seqs.Sequences, config: Config, source: str) -> str:
     return scored
 
 
+def adding_baseline(config: Config) -> float | None:
+    """The MSE of always answering 1, for the adding toy set; None for any other data (no known baseline)."""
+    return seqs.ADDING_BASELINE_MSE if not config.data and config.toy == "adding" else None
+
+
 @torch.inference_mode()
-def evaluate_set(model, data: seqs.Sequences, vocab: Vocab, batch_size: int) -> dict:
-    """Loss and accuracy with the confusion matrix (rows: true class, columns: predicted), or MSE."""
+def evaluate_set(model, data: seqs.Sequences, vocab: Vocab, batch_size: int, baseline_mse: float | None = None) -> dict:
+    """Loss and accuracy with the confusion matrix (rows: true class, columns: predicted), or MSE (reported
+    beside ``baseline_mse`` when the data has one)."""
     model.eval()
     device = next(model.parameters()).device
     classes = len(vocab.labels)
@@ -212,8 +218,8 @@ def evaluate_set(model, data: seqs.Sequences, vocab: Vocab, batch_size: int) -> 
         pairs = labels[keep] * classes + out[keep].argmax(-1)
         confusion += torch.bincount(pairs.cpu(), minlength=classes * classes).view(classes, classes)
     if data.regression:
-        return {"loss": total_loss / scored, "mse": total_loss / scored, "baseline_mse": seqs.ADDING_BASELINE_MSE
-                if vocab.features == 2 and not vocab.labels else None, "sequences": scored}
+        return {"loss": total_loss / scored, "mse": total_loss / scored, "baseline_mse": baseline_mse,
+                "sequences": scored}
     correct = int(confusion.diag().sum())
     return {"loss": total_loss / scored, "accuracy": correct / scored, "tokens": scored,
             "confusion": confusion.tolist()}
@@ -228,5 +234,6 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
     else:
         valid, _, _ = seqs.read_jsonl(data, run.vocab)  # the run's ids: a subset of its tokens and classes is fine
         check_scored(valid, run.config, data)
-    result = evaluate_set(run.model, valid, run.vocab, run.config.batch_size)
+    result = evaluate_set(run.model, valid, run.vocab, run.config.batch_size,
+                          adding_baseline(run.config) if data is None else None)
     return {**result, "data": data or run.config.data or run.config.toy}
