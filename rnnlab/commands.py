@@ -15,7 +15,7 @@ from .config import check_seed, override, parse_set, resolve
 from .errors import UserError
 from .train import resolve_device
 
-log = logging.getLogger("rnnlab")
+log = logging.getLogger(__name__)
 
 
 def train(args) -> None:
@@ -129,13 +129,7 @@ def sample(args) -> None:
         raise UserError("--prime is empty; give at least one token, or leave --prime out")
     prime = run.task.default_prime(run.vocab) if args.prime is None else \
         run.vocab.encode(run.vocab.tokenize(args.prime), "the prime")
-    device = next(run.model.parameters()).device
-    if device.type == "cpu":
-        # One token at a time is latency-bound: a second OpenMP thread only adds synchronisation
-        # (char-rnn: 8k vs 5k chars/s, benchmarks/results.md).
-        torch.set_num_threads(1)
-    generator = torch.Generator(device)
-    generator.manual_seed(args.seed if args.seed is not None else torch.seed())
+    generator = _sampling_generator(run.model, args.seed)
     out = sys.stdout
     for i in range(args.num_samples):
         if i:
@@ -150,6 +144,18 @@ def sample(args) -> None:
         out.flush()
 
 
+def _sampling_generator(model, seed: int | None) -> torch.Generator:
+    """A generator on ``model``'s device seeded with ``seed`` (random when None). On CPU, one thread: sampling
+    one token or point at a time is latency-bound, and a second OpenMP thread only adds synchronisation
+    (char-rnn: 8k vs 5k chars/s, benchmarks/results.md)."""
+    device = next(model.parameters()).device
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    generator = torch.Generator(device)
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    return generator
+
+
 def _sample_strokes(run, args) -> None:
     """Handwriting: ``--length`` points, unconditional, drawn to ``-o`` (.svg or .png)."""
     from .draw import save_strokes, stroke_image_format
@@ -157,15 +163,17 @@ def _sample_strokes(run, args) -> None:
 
     if not args.output:
         raise UserError("a handwriting run draws its sample: give -o out.svg (or .png)")
-    if args.prime is not None or args.num_samples != 1:
-        raise UserError("--prime and --num-samples are for text runs; a handwriting run draws one unconditional "
-                        "sample (to write a text: rnnlab write)")
+    text_only = [flag for flag, given in (("--prime", args.prime is not None), ("--num-samples", args.num_samples != 1),
+                                          ("--temperature", args.temperature != 1.0), ("--top-k", args.top_k != 0),
+                                          ("--top-p", args.top_p != 1.0)) if given]
+    if text_only:
+        raise UserError(f"{', '.join(text_only)} {'is' if len(text_only) == 1 else 'are'} for text runs; a handwriting "
+                        f"run draws one unconditional sample, shaped by --bias (to write a text: rnnlab write)")
     if args.length < 1:
         raise UserError(f"--length {args.length}: a drawing needs at least 1 point")
     stroke_image_format(args.output)  # a bad extension or folder fails before sampling
     check_bias(args.bias)
-    generator = torch.Generator(next(run.model.parameters()).device)
-    generator.manual_seed(args.seed if args.seed is not None else torch.seed())
+    generator = _sampling_generator(run.model, args.seed)
     save_strokes(run.task.write(run.model, run.config, args.length, args.bias, generator), args.output)
     print(f"wrote {args.output}")
 
@@ -187,10 +195,7 @@ def write(args) -> None:
     lines = split_lines(args.text, args.wrap)
     check_texts(lines, run.vocab, run.config.max_text_length)
     style = load_style(args.style, run.path, run.vocab, run.config.point_stride) if args.style is not None else None
-    if next(run.model.parameters()).device.type == "cpu":
-        torch.set_num_threads(1)  # one point at a time is latency-bound (see sample)
-    generator = torch.Generator(next(run.model.parameters()).device)
-    generator.manual_seed(args.seed if args.seed is not None else torch.seed())
+    generator = _sampling_generator(run.model, args.seed)
     written = write_lines(run.model, run.config, run.vocab, lines, args.bias, generator, style)
     page, line_height = layout_page(written.lines)
     save_strokes(page, args.output, writing_size=line_height)

@@ -76,7 +76,9 @@ def test_cli_train_sample_evaluate(tmp_path, capsys):
     assert result["lines"] == 3 and np.isfinite(result["nats_per_line"]) and "nats_per_point" in result
     assert main(["sample", out, "-o", str(tmp_path / "hand.gif")]) == 2
     assert main(["sample", out, "-o", svg, "--bias", "-1"]) == 2
-    fails(capsys, ["sample", out, "-o", svg, "--prime", "hello"], "--prime and --num-samples are for text runs")
+    fails(capsys, ["sample", out, "-o", svg, "--prime", "hello"], "--prime is for text runs")
+    fails(capsys, ["sample", out, "-o", svg, "--temperature", "0.5", "--top-k", "3"], "--temperature, --top-k are for "
+                                                                                     "text runs", "shaped by --bias")
 
 
 def test_evaluate_all_lines_of_the_iamondb_sample(tmp_path, capsys, monkeypatch):
