@@ -6,8 +6,9 @@ line, slanted, scaled, densified and jittered with a seeded generator, they give
 with an exact transcription and exact character boundaries: data for tests, demos and for checking
 that the attention window of a synthesis network walks along the text.
 
-Stroke format, shared with the IAM-OnDB reader: one row per pen-down point, y pointing up, and each
-row the offset from the previous point (the first from the origin)::
+Stroke format, the IAM-OnDB reader's: one row per pen-down point, y pointing up, and each row the offset
+from the previous point; the first row here is the offset from the origin (the reader's is (0, 0), and
+normalisation leaves first rows out for both)::
 
     absolute points                        offsets (N, 3)
     stroke 1: p0 p1 p2                     row 0: p0 - (0, 0)  0

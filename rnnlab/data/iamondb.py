@@ -28,23 +28,24 @@ CACHE_SUBDIR = "iamondb"  # <cache>/iamondb/: the unpacked archive and the prepr
 CACHE_VERSION = 1  # bump when the content of the .npz changes, so old caches are rebuilt, not misread
 
 
-def load_iamondb(source: str, cache_root: str | None = None, max_step: float | None = MAX_STEP_LENGTH,
-                 refresh: bool = False) -> tuple[list[Line], ReadReport]:
+def load_iamondb(source: str, cache_root: str | None = None,
+                 max_step: float | None = MAX_STEP_LENGTH) -> tuple[list[Line], ReadReport]:
     """Lines and report from the IAM-OnDB folder or ``.tar.xz`` at ``source``, through the cache
     ``<cache_root or $RNNLAB_DATA or ~/.cache/rnnlab>/iamondb/``: the archive is unpacked there once and
     the lines are stored as ``lines-v<CACHE_VERSION>-<source>-<state>-<max_step>.npz``: hashes of the source's
     path, of its size and mtime (every file's, for a folder) and of ``max_step``. When the source changes, the
-    entries of its previous state are deleted, so a re-downloaded archive does not leave 0.5 GB behind.
-    ``refresh`` rebuilds the .npz."""
+    entries of its previous state are deleted, so a re-downloaded archive does not leave 0.5 GB behind."""
     source = os.path.abspath(os.path.expanduser(source))
     if not os.path.exists(source):
         raise UserError(f"{source} does not exist; give the IAM-OnDB folder or iamondb_lineStrokes_ascii.tar.xz")
     folder = os.path.join(cache_root or cache_dir(), CACHE_SUBDIR)
     source_key, state_key = _digest(source), _state(source)
     cached = os.path.join(folder, f"lines-v{CACHE_VERSION}-{source_key}-{state_key}-{_digest(repr(max_step))}.npz")
-    if os.path.isfile(cached) and not refresh:
+    if os.path.isfile(cached):
         try:
-            return _load_npz(cached)
+            lines, report = _load_npz(cached)
+            report.log_summary(lines, f"{source} (cached)", max_step)
+            return lines, report
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
             log.warning("cache %s is unreadable (%s); rebuilding it", cached, e)
     root = _unpack(source, folder, f"{source_key}-{state_key}") if os.path.isfile(source) else source
@@ -156,21 +157,20 @@ def _load_npz(path: str) -> tuple[list[Line], ReadReport]:
 
 @dataclass
 class StrokeSplits:
-    """Training and validation lines, the statistics of the training lines only, and the read report."""
+    """Training and validation lines, and the statistics of the training lines only."""
 
     train: list[Line]
     valid: list[Line]
     stats: StrokeStats
-    report: ReadReport
 
 
 def load_splits(source: str, valid_fraction: float = VALID_FRACTION, cache_root: str | None = None,
                 max_step: float | None = MAX_STEP_LENGTH) -> StrokeSplits:
     """``load_iamondb`` + ``split_by_form`` + ``StrokeStats.from_offsets`` on the training side, which must
     hold a line (the validation side may be empty: ``valid_fraction`` 0)."""
-    lines, report = load_iamondb(source, cache_root, max_step)
+    lines, _ = load_iamondb(source, cache_root, max_step)
     train, valid = split_by_form(lines, valid_fraction)
     if not train:  # the training statistics need lines
         raise UserError(f"the split by form left no training lines: valid_fraction={valid_fraction:g} held out all "
                         f"{len({line.form_id for line in valid})} forms at {source}; lower valid_fraction or give more forms")
-    return StrokeSplits(train, valid, StrokeStats.from_offsets([line.offsets for line in train]), report)
+    return StrokeSplits(train, valid, StrokeStats.from_offsets([line.offsets for line in train]))

@@ -19,7 +19,7 @@ so the step after it is a pen-up move::
 ``offsets_to_points`` sums them back: the first point lands on ``start`` (the origin by default).
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import hashlib
 import logging
 import os
@@ -97,6 +97,12 @@ class ReadReport:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
         self.examples.setdefault(reason, path)
         log.debug("skipping %s (%s): %s", path, reason, detail or SKIP_REASONS[reason])
+
+    def log_summary(self, lines: list, source: str, max_step: float | None) -> None:
+        """One line saying what was kept, skipped and shortened: at every load, the cached ones too."""
+        log.info("read %d lines of %d forms from %s; skipped %d line XMLs %s; shortened %d steps longer than %s "
+                 "units in %d lines", len(lines), len({line.form_id for line in lines}), source,
+                 sum(self.skipped.values()), self.skipped, self.clipped_steps, max_step, self.clipped_lines)
 
 
 # ------------------------------------------------------------------------------ points and offsets
@@ -243,9 +249,7 @@ def read_iamondb(root: str, max_step: float | None = MAX_STEP_LENGTH) -> tuple[l
             report.clipped_lines += clipped > 0
             lines.append(Line(form_id, os.path.basename(path)[:-4], text, offsets))
     report.lines = len(lines)
-    log.info("read %d lines of %d forms from %s; skipped %d line XMLs %s; shortened %d steps longer than %s "
-             "units in %d lines", len(lines), len({l.form_id for l in lines}), root, sum(report.skipped.values()),
-             report.skipped, report.clipped_steps, max_step, report.clipped_lines)
+    report.log_summary(lines, root, max_step)
     if not lines:
         raise UserError(f"no usable line in {root} (skipped: {report.skipped}, e.g. {report.examples}); "
                         f"check that it is the IAM-OnDB lineStrokes/ + ascii/ layout")
@@ -320,16 +324,3 @@ class StrokeStats:
 
     def _scale(self, like):
         return np.array([self.std_dx, self.std_dy, 1.0], dtype=like.dtype)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "StrokeStats":
-        names = [f for f in cls.__dataclass_fields__]
-        if sorted(d) != sorted(names) or not all(isinstance(d[k], (int, float)) for k in names):
-            raise UserError(f"stroke statistics need exactly the numbers {names}, got {d}; the run folder's "
-                            f"config is damaged or from another version")
-        if not (d["std_dx"] > 0 and d["std_dy"] > 0):
-            raise UserError(f"stroke statistics need positive std_dx and std_dy, got {d}")
-        return cls(**{k: float(d[k]) for k in names})

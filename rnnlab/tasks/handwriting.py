@@ -130,8 +130,7 @@ def load_lines(config: Config) -> tuple[list[tuple], list[tuple], strokes.Stroke
         if cut >= len(lines):
             raise UserError(f"synthetic_lines = {config.synthetic_lines} is too few to hold out validation lines")
         train, valid = lines[:cut], lines[cut:]
-        offsets = np.concatenate([o for _, o in train])[:, :2]
-        stats = strokes.StrokeStats(*map(float, offsets.mean(0)), *map(float, offsets.std(0)))
+        stats = strokes.StrokeStats.from_offsets([offsets for _, offsets in train])
         source = f"synthetic Hershey handwriting (seed {config.seed})"
     if config.point_stride > 1:
         train, valid = _thin(train, config.point_stride), _thin(valid, config.point_stride)
