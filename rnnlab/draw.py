@@ -55,13 +55,22 @@ def plot_curves(run_dir: str, out_path: str) -> None:
         plt.close(fig)
         raise UserError(f"{run_dir}/{METRICS} holds no loss records yet")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per token; MSE for numbers)")
+    ax.set_ylabel(f"loss ({_loss_unit(valid[-1] if valid else {})})")
     ax.set_title(os.path.basename(os.path.abspath(run_dir)))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
     plt.close(fig)
+
+
+# The unit of a run's loss, told by a key its validation records carry (the task's other metrics).
+LOSS_UNITS = (("nats_per_line", "nats per line"), ("bits_per_word", "nats per word"),
+              ("bits_per_char", "nats per character"), ("mse", "mean squared error"), ("accuracy", "nats per label"))
+
+
+def _loss_unit(record: dict) -> str:
+    return next((unit for key, unit in LOSS_UNITS if key in record), "the task's unit")
 
 
 def _is_square_table(rows) -> bool:

@@ -221,7 +221,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
 
     bar = tqdm(total=total, initial=step, disable=None, unit="step", dynamic_ncols=True)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
-    last_valid, stopped_early, start = None, False, time.perf_counter()
+    last_valid, stopped_early, began = None, False, time.perf_counter()
     try:
         while step < total:
             batch, reset = task.train_batch(step)
@@ -253,10 +253,12 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
             if step % config.log_interval == 0 or step == total:
                 elapsed = time.perf_counter() - window_start
                 record = {"step": step, "epoch": round(step / task.steps_per_epoch, 4), "split": "train",
-                          "loss": window_loss / max(window_steps, 1), "lr": lr,
+                          "loss": window_loss / window_steps if window_steps else None,  # None: every step skipped
+                          "lr": lr,
                           "tokens_per_s": window_tokens / max(elapsed, 1e-9), "skipped": skipped}
                 metrics.write(record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}")
+                bar.set_postfix(loss="skipped" if record["loss"] is None else f"{record['loss']:.3f}",
+                                tok_s=f"{record['tokens_per_s']:,.0f}")
                 window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
 
             if step % eval_interval == 0 or step == total:
@@ -289,4 +291,4 @@ def train(model: torch.nn.Module, task, config: TrainConfig, run_dir: str, resum
     finally:
         bar.close()
     return {"steps": step, "total_steps": total, "best_valid_loss": schedule.best, "last_valid_loss": last_valid,
-            "skipped_steps": skipped, "stopped_early": stopped_early, "seconds": time.perf_counter() - start}
+            "skipped_steps": skipped, "stopped_early": stopped_early, "seconds": time.perf_counter() - began}

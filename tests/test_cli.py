@@ -34,7 +34,7 @@ def snapshot(folder):
             for name in sorted(os.listdir(folder))}
 
 
-def test_smoke_train_sample_evaluate_plot(tmp_path, trained, capsys):
+def test_smoke_train_sample_evaluate_plot(tmp_path, trained, capsys, monkeypatch):
     assert sorted(os.listdir(trained)) == ["config.json", "metrics.jsonl", "model.safetensors", "train_state.pt",
                                            "vocab.json"]
     capsys.readouterr()
@@ -59,9 +59,16 @@ def test_smoke_train_sample_evaluate_plot(tmp_path, trained, capsys):
     assert main(["evaluate", trained, "--data", os.path.join(os.path.dirname(trained), "text.txt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tokens"] > result["tokens"]
 
+    import matplotlib.axes
+
+    labels = []
+    set_ylabel = matplotlib.axes.Axes.set_ylabel
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda ax, text, **kw: labels.append(text) or
+                        set_ylabel(ax, text, **kw))
     png = str(tmp_path / "curves.png")
     assert main(["plot", trained, "-o", png]) == 0
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert labels == ["loss (nats per character)"]  # the unit of a char LM's loss, told by its records
 
 
 def test_resume_continues_to_the_new_max_steps(trained, capsys):

@@ -83,7 +83,7 @@ class NaNTask(charlm.Task):
 
 
 def test_non_finite_steps_are_skipped_and_counted(tmp_path):
-    config = tiny_config(max_steps=40)
+    config = tiny_config(max_steps=40, log_interval=1)
     task = NaNTask(config, text=TEXT)
     task.bad_steps = {3, 7, 8}
     torch.manual_seed(0)
@@ -92,7 +92,11 @@ def test_non_finite_steps_are_skipped_and_counted(tmp_path):
     summary = train(model, task, config, str(tmp_path))
     assert summary["skipped_steps"] == 3 and summary["steps"] == 40
     assert checkpoint.state_is_finite(model)
-    assert metrics(str(tmp_path), "train")[-1]["skipped"] == 3
+    train_records = metrics(str(tmp_path), "train")
+    assert train_records[-1]["skipped"] == 3
+    # A log window whose every step was skipped has no loss (not 0, which a plot would draw as a plunge).
+    assert [r["step"] for r in train_records if r["loss"] is None] == [4, 8, 9]
+    assert all(r["loss"] > 0 for r in train_records if r["loss"] is not None)
 
 
 def test_too_many_consecutive_non_finite_steps_stop_training(tmp_path):
