@@ -43,7 +43,9 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model into a run folder")
     t.add_argument("task", choices=sorted(TASKS))
     t.add_argument("--data", help="charlm: a UTF-8 text (default: built-in tiny Shakespeare); "
-                                  "wordlm: a folder of train/valid/test files or a dataset name (default: ptb)")
+                                  "wordlm: a folder of train/valid/test files or a dataset name (default: ptb); "
+                                  "classify: a JSONL file (default: the preset's toy task); "
+                                  "handwriting: the IAM-OnDB folder or .tar.xz (default: synthetic Hershey lines)")
     t.add_argument("--preset", help="named configuration (default: the task's default preset)")
     t.add_argument("--config", help="TOML file of config keys, applied over the preset")
     t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
@@ -58,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate text (or unconditional handwriting) from a trained run")
     s.add_argument("run", metavar="RUN_DIR")
-    s.add_argument("--prime", help="text to start from (default: a newline)")
+    s.add_argument("--prime", help="text to start from (default: a newline; <eos> for a word model)")
     s.add_argument("--length", type=int, default=500, help="tokens (handwriting: points) to generate (default 500)")
     s.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1)")
     s.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest (0 = all)")
@@ -91,7 +93,9 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a trained run on its validation split or on --data")
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("--data", help="charlm: a text to score instead of the validation split; "
-                                  "wordlm: a corpus folder or dataset name instead of the run's")
+                                  "wordlm: a corpus folder or dataset name instead of the run's; "
+                                  "classify: a JSONL file; handwriting: the IAM-OnDB folder or .tar.xz "
+                                  "(needed for builtin:handwriting)")
     e.add_argument("--split", choices=["valid", "test", "all"], default="valid",
                    help="wordlm: valid or test; handwriting: valid, or all = every line at --data (default valid)")
     e.add_argument("--json", action="store_true", help="print one JSON object")

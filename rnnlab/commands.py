@@ -17,6 +17,8 @@ from .train import resolve_device
 
 log = logging.getLogger(__name__)
 
+FLUSH_EVERY = 64  # tokens between flushes of a sample: a pipe or a terminal sees it grow, without a syscall per token
+
 
 def train(args) -> None:
     from .tasks import TASKS
@@ -138,7 +140,7 @@ def sample(args) -> None:
         for n, token in enumerate(generate(run.model, prime, args.length, args.temperature, args.top_k,
                                            args.top_p, generator), 1):
             out.write(run.vocab.piece(token))
-            if n % 64 == 0:
+            if n % FLUSH_EVERY == 0:
                 out.flush()
         out.write("\n")
         out.flush()

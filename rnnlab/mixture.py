@@ -12,7 +12,7 @@ is a view and the softmax runs over one block)::
 Everything the loss needs is kept in log space (log pi, log sigma, the end-of-stroke logit) and combined with
 ``logsumexp``: the naive ``log(sum pi * N)`` underflows to ``log(0)`` as soon as a point lies about 14 sigmas
 from every component (float32: exp(-103) is 0), and tanh(rho_hat) = 1 divides by zero. That is the NaN behind
-``seeds/graves-handwriting-question.txt``, patched there with a small constant inside the log, which biases
+``../shared/seeds/graves-handwriting-question.txt``, patched there with a small constant inside the log, which biases
 the loss and leaves the gradients to blow up.
 
 The one function that maps ``y`` to distribution parameters is :func:`split_params`; it is also the only place
@@ -34,7 +34,7 @@ PEN_VALUES = 1  # e: Graves 2013 eq. 17
 LOG_2PI = math.log(2.0 * math.pi)  # the bivariate normal's normaliser 2 pi, Graves 2013 eq. 24
 
 # log sigma = sigma_hat is clamped to [LOG_SIGMA_MIN, LOG_SIGMA_MAX] (Graves 2013 eq. 21 has no bound).
-# Offsets are normalised to std 1 (reference §3). On the shared IAM-OnDB sample the within-stroke offsets
+# Offsets are normalised to std 1 (``../shared/docs/reference.md`` §3). On the shared IAM-OnDB sample the within-stroke offsets
 # have std 16 px (x) and 28 px (y), so one pixel, the data's quantum, is 0.04-0.06 normalised units, and 5-6 %
 # of the offsets are exactly 0. A component may shrink onto such an exact value and earn an unbounded density.
 # The floor e^-7 = 9e-4 (1/40 to 1/70 of a pixel) is far below any spread the data can show, but it caps that
@@ -218,7 +218,7 @@ def log_likelihood(params: MixtureParams, targets: torch.Tensor, mask: torch.Ten
 def sequence_nll(params: MixtureParams, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Negative log-likelihood summed over each line's points, ``(B, T, 3)`` targets -> ``(B,)``, in nats.
 
-    This is Graves' loss (eq. 26) and the unit of his tables, "nats per line" (reference §3: about -1041 for
+    This is Graves' loss (eq. 26) and the unit of his tables, "nats per line" (``../shared/docs/reference.md`` §3: about -1041 for
     the prediction network): a sum over the points, not a mean. Average it over the batch for training.
     """
     return -log_likelihood(params, targets, mask).sum(dim=-1)

@@ -1,7 +1,7 @@
 """Shape checks at public boundaries: every error names the expected shape, the received one, and a fix.
 
 rnnlab has one layout, batch-first: a batch of sequences is ``(B, T, ...)``. The most common mistake
-(see ``toy-sequence-classification`` in the reference) is passing time-major ``(T, B, ...)`` data, so
+(``../shared/seeds/toy-sequence-classification.txt``) is passing time-major ``(T, B, ...)`` data, so
 the checks look for that case and say so.
 """
 

@@ -34,6 +34,7 @@ from .tasks.handwriting import stats_of
 MAX_BIAS = 10.0  # sigma shrinks by e^-10 and pi is a one-hot long before: larger biases change nothing
 CAP_FACTOR = 3.0  # a line stops after 3x its text's points at the training data's average speed (1% of IAM
                   # lines are slower than 1.7x: 36 points per character against 21.8 on average)
+SUGGESTED_WRAP = 40  # characters: the --wrap an over-long line's error suggests, short of any trained limit
 LINE_SPACING = 1.4  # page layout: baseline-to-baseline distance / the tallest line's height
 STYLES = "styles.json"  # in a run folder: [{"text": ..., "offsets": [[dx, dy, end_of_stroke], ...]}, ...]
 
@@ -84,7 +85,7 @@ def check_texts(texts: list[str], vocab: Vocab, max_length: int) -> None:
             raise UserError(f"line {n} is one word of {len(text)} characters, but this model was trained on lines of "
                             f"at most {max_length}; shorten it or break it with a space or a newline")
         raise UserError(f"line {n} has {len(text)} characters, but this model was trained on lines of at most "
-                        f"{max_length}; break it into shorter lines with newlines or --wrap {min(40, max_length)}")
+                        f"{max_length}; break it into shorter lines with newlines or --wrap {min(SUGGESTED_WRAP, max_length)}")
 
 
 def check_bias(bias: float) -> None:

@@ -2,13 +2,22 @@
 
 Truncated BPTT batches (the layout of char-rnn, the TF PTB tutorial and pytorch/examples)::
 
-    text (N tokens):  a b c d e f g h i j k l m n o p q r s t u v w x
-    batch_size B = 4 cuts it into 4 contiguous rows of N // B tokens (the tail is dropped):
+    text (N = 24 tokens):  a b c d e f g h i j k l m n o p q r s t u v w x
+    batch_size B = 4 cuts it into 4 contiguous rows of N // B = 6 tokens (a tail too short for a row is dropped):
 
-        row 0: a b c d e f      window 0 (seq_len T = 2): inputs  a b | c d    targets b c | d e
-        row 1: g h i j k l                                         g h | i j            h i | j k
-        row 2: m n o p q r      window 1:                          c d ...              d e ...
+        row 0: a b c d e f
+        row 1: g h i j k l
+        row 2: m n o p q r
         row 3: s t u v w x
+
+    seq_len T = 2 cuts the rows into (B, T) windows, each with its targets one column to the right:
+
+                 window 0           window 1           window 2 (short: evaluation only)
+                 inputs  targets    inputs  targets    inputs  targets
+        row 0:   a b     b c        c d     d e        e       f
+        row 1:   g h     h i        i j     j k        k       l
+        row 2:   m n     n o        o p     p q        q       r
+        row 3:   s t     t u        u v     v w        w       x
 
     Window k reads columns [kT, kT + T) and predicts columns [kT + 1, kT + T + 1). Row r of window
     k + 1 continues exactly where row r of window k stopped, so the recurrent state left by window k

@@ -10,6 +10,7 @@ import logging
 
 from ..data.text import BUILTIN_PREFIX, Vocab, read_text
 from ..errors import UserError
+# build_model and default_prime are this task's own: the task protocol of tasks/__init__.py
 from .lm import LMConfig, LMTask, bits, build_model, default_prime, eval_stream, evaluate_stream  # noqa: F401
 
 log = logging.getLogger(__name__)

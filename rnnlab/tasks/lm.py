@@ -15,6 +15,8 @@ from ..models import INIT_SCHEMES, RNNLanguageModel
 from ..recurrent import CELL_TYPES
 from ..sampling import generate
 
+PREVIEW_TEMPERATURE = 0.8  # the sample printed at each evaluation: below 1 it shows what the model is sure of
+
 
 @dataclass
 class LMConfig(TrainConfig):
@@ -116,7 +118,7 @@ class LMTask:
             return ""
         generator = torch.Generator(next(model.parameters()).device).manual_seed(self.config.seed)
         prime = default_prime(self.vocab)
-        ids = generate(model, prime, self.config.preview_length, temperature=0.8, generator=generator)
+        ids = generate(model, prime, self.config.preview_length, temperature=PREVIEW_TEMPERATURE, generator=generator)
         return self.vocab.decode(prime.tolist()) + self.vocab.decode(list(ids))
 
 

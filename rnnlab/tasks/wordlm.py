@@ -21,6 +21,7 @@ from ..data.text import Vocab
 from ..data.words import load_corpus
 from ..errors import UserError
 from ..config import at_least
+# build_model and default_prime are this task's own: the task protocol of tasks/__init__.py
 from .lm import LMConfig, LMTask, bits, build_model, default_prime, eval_stream, evaluate_stream  # noqa: F401
 
 log = logging.getLogger(__name__)
