@@ -15,6 +15,15 @@ import torch
 from torch import nn
 
 
+def set_forget_bias(bias_ih: torch.Tensor, bias_hh: torch.Tensor, value: float) -> None:
+    """An LSTM's forget-gate bias (gates i, f, g, o, as torch orders them): ``value`` on the input side, 0 on
+    the hidden side, so the sum the gate sees is ``value``."""
+    h = bias_ih.numel() // 4
+    with torch.no_grad():
+        bias_ih[h : 2 * h].fill_(value)
+        bias_hh[h : 2 * h].zero_()
+
+
 class _Cell(nn.Module):
     """Shared parameter set-up: ``gates`` stacked blocks of ``hidden_size`` rows, torch's default init."""
 
@@ -98,10 +107,8 @@ class LSTMCell(_Cell):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
+        set_forget_bias(self.bias_ih, self.bias_hh, self.forget_bias)
         with torch.no_grad():
-            h = self.hidden_size
-            self.bias_ih[h : 2 * h].fill_(self.forget_bias)
-            self.bias_hh[h : 2 * h].zero_()
             for name in ("weight_ci", "weight_cf", "weight_co"):
                 if hasattr(self, name):  # absent during the first call, from _Cell.__init__
                     getattr(self, name).zero_()

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .recurrent import Recurrent
 from .errors import ShapeError
+from .recurrent import Recurrent, state_batch
 from .shapes import check_sequence
 
 INIT_SCHEMES = ("default", "uniform", "normal")
@@ -92,8 +92,7 @@ class RNNLanguageModel(nn.Module):
         return F.linear(out, self.decoder.weight, self.decoder.bias), state
 
     def forward(self, tokens: torch.Tensor, state=None):
-        batch = None if state is None else (state[0] if isinstance(state, tuple) else state).size(1)
-        check_sequence(tokens, "tokens", None, batch)
+        check_sequence(tokens, "tokens", None, state_batch(state))
         if tokens.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"tokens must be integer ids (torch.long), got {tokens.dtype}")
         out, state = self.rnn(self.drop(self._embed(tokens)), state)
@@ -123,7 +122,7 @@ class SequenceClassifier(nn.Module):
         self.head = nn.Linear(hidden_size, num_outputs)
 
     def forward(self, inputs: torch.Tensor, state=None):
-        batch = None if state is None else (state[0] if isinstance(state, tuple) else state).size(1)
+        batch = state_batch(state)
         if self.embedding is not None:
             check_sequence(inputs, "tokens", None, batch)
             x = self.embedding(inputs)

@@ -12,10 +12,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .cells import GRUCell, LSTMCell, RNNCell, unroll
+from .cells import GRUCell, LSTMCell, RNNCell, set_forget_bias, unroll
 from .shapes import check_sequence
 
 CELL_TYPES = ("rnn", "rnn_relu", "lstm", "gru")
+
+
+def state_batch(state) -> int | None:
+    """The batch size of a state ``(L, B, H)`` or LSTM ``(h, c)`` (None for no state yet): inputs must match it."""
+    return None if state is None else (state[0] if isinstance(state, tuple) else state).size(1)
 
 
 class Recurrent(nn.Module):
@@ -75,11 +80,8 @@ class Recurrent(nn.Module):
                       for k in range(self.num_layers)]
         else:
             biases = [(cell.bias_ih, cell.bias_hh) for cell in self.cells]
-        h = self.hidden_size
-        with torch.no_grad():
-            for bias_ih, bias_hh in biases:
-                bias_ih[h : 2 * h].fill_(self.forget_bias)
-                bias_hh[h : 2 * h].zero_()
+        for bias_ih, bias_hh in biases:
+            set_forget_bias(bias_ih, bias_hh, self.forget_bias)
 
     def init_state(self, batch_size: int, device=None, dtype=None):
         zeros = torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device, dtype=dtype)
@@ -87,10 +89,7 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         """``x``: ``(B, T, input_size)``; ``state``: None or as from ``init_state``. Returns ``(B, T, H)`` and the state."""
-        batch = None
-        if state is not None:
-            batch = (state[0] if isinstance(state, tuple) else state).size(1)
-        check_sequence(x, "recurrent input", self.input_size, batch)
+        check_sequence(x, "recurrent input", self.input_size, state_batch(state))
         if self.fused and x.size(1) == 1:  # sampling, one step per call: the fused kernel's set-up dominates
             out, state = self.step(x[:, 0], state)
             return out.unsqueeze(1), state

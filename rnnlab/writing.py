@@ -148,7 +148,7 @@ def write_lines(model, config, vocab: Vocab, texts: list[str], bias: float, gene
     ids = torch.zeros(len(full), int(lengths.max()), dtype=torch.long, device=device)
     for i, t in enumerate(full):
         ids[i, : len(t)] = vocab.encode(list(t), "the text").to(device)
-    caps = torch.tensor([math.ceil(CAP_FACTOR * len(t) / (config.chars_per_step or 1.0)) for t in texts],
+    caps = torch.tensor([math.ceil(CAP_FACTOR * len(t) / config.chars_per_point) for t in texts],
                         device=device)
 
     x = torch.zeros(len(full), 1, 3, device=device)

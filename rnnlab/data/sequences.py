@@ -315,6 +315,11 @@ def adding(n: int, length: int, generator: torch.Generator) -> Sequences:
 ADDING_BASELINE_MSE = 2 / 12  # Var(U1 + U2) for independent U(0, 1): the MSE of always answering 1
 
 
+def copy_length(count: int, delay: int) -> int:
+    """Steps of a copy sequence: the symbols, the delay, the go marker, the recall."""
+    return count + delay + 1 + count
+
+
 def copy(n: int, symbols: int, count: int, delay: int, generator: torch.Generator) -> Sequences:
     """Delayed recall: ``count`` random symbols (ids 1..symbols), ``delay`` blanks (0), a go marker
     (symbols + 1), then ``count`` blanks during which the symbols must be output in order. Only the recall
@@ -324,7 +329,7 @@ def copy(n: int, symbols: int, count: int, delay: int, generator: torch.Generato
         labels  - - - - - - - - - - 3 1 4
     """
     data = torch.randint(1, symbols + 1, (n, count), generator=generator)
-    length = count + delay + 1 + count
+    length = copy_length(count, delay)
     inputs = torch.zeros(n, length, dtype=torch.long)
     inputs[:, :count] = data
     inputs[:, count + delay] = symbols + 1

@@ -72,6 +72,13 @@ def split_text(text: str, valid_fraction: float) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
+def known_only(text: str, vocab: Vocab) -> tuple[str, list]:
+    """``text`` without the characters ``vocab`` lacks (a validation tail may hold a few the training part
+    never had), and those characters."""
+    unseen = vocab.unknown(text)
+    return ("".join(c for c in text if c in vocab.index) if unseen else text), unseen
+
+
 def _metrics(result: dict) -> dict:
     return {"loss": result["loss"], "bits_per_char": bits(result["loss"]), "tokens": result["tokens"]}
 
@@ -82,8 +89,7 @@ class Task(LMTask):
         train_text, valid_text = split_text(text, config.valid_fraction)
         vocab = vocab or Vocab.from_text(train_text)
         super().__init__(config, vocab, vocab.encode(train_text, "training text"))
-        unseen = vocab.unknown(valid_text)
-        kept = "".join(c for c in valid_text if c in vocab.index) if unseen else valid_text
+        kept, unseen = known_only(valid_text, vocab)
         if len(kept) < 2:
             raise UserError(f"the validation part ({config.valid_fraction:.0%} of the text) is too short to score; "
                             f"use a longer text or a larger valid_fraction")
@@ -112,7 +118,7 @@ def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
         except UserError as e:
             raise UserError(f"the run's training data is not readable ({e}); pass --data FILE to score a text") from None
         _, valid_text = split_text(text, config.valid_fraction)
-        valid_text = "".join(c for c in valid_text if c in run.vocab.index)
+        valid_text, _ = known_only(valid_text, run.vocab)
         source = f"{config.data} (last {config.valid_fraction:.0%})"
     else:
         valid_text, source = read_text(data), data

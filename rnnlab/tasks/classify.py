@@ -75,7 +75,7 @@ class Config(TrainConfig):
 
     def _check_toy_size(self) -> None:
         """Refuse a toy set too big to generate in memory, before the generator tries (and the system swaps)."""
-        length = 2 * self.copy_length + self.delay + 1 if self.toy == "copy" else self.seq_len
+        length = seqs.copy_length(self.copy_length, self.delay) if self.toy == "copy" else self.seq_len
         steps = (self.train_size + self.valid_size) * length
         if steps * TOY_BYTES_PER_STEP > TOY_MEMORY_LIMIT:
             knobs = ["train_size", "valid_size", *(["copy_length", "delay"] if self.toy == "copy" else ["seq_len"])]

@@ -46,7 +46,7 @@ ALPHABET = " !\"#&'()+,-./0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmno
 class Config(TrainConfig):
     data: str = ""                  # IAM-OnDB folder or .tar.xz; empty = synthetic Hershey lines
     synthetic_lines: int = 2000     # synthetic data: lines generated from the seed
-    valid_fraction: float = 0.1     # held out by form id (IAM-OnDB) or the last lines (synthetic)
+    valid_fraction: float = strokes.VALID_FRACTION  # held out by form id (IAM-OnDB) or the last lines (synthetic)
     hidden_size: int = 400          # Graves 2013 §4: 3 x 400 LSTM
     num_layers: int = 3
     mixtures: int = 20              # Graves 2013 §4.2: 20 bivariate Gaussians
@@ -62,6 +62,11 @@ class Config(TrainConfig):
     mean_dy: float = 0.0
     std_dx: float = 1.0
     std_dy: float = 1.0
+
+    @property
+    def chars_per_point(self) -> float:
+        """``chars_per_step``, or 1 before the task has measured it (a prediction network has no text)."""
+        return self.chars_per_step or 1.0
 
     def validate(self) -> None:
         super().validate()  # every float finite, among others
@@ -102,7 +107,7 @@ DEFAULT_PRESET = "graves-prediction"
 def build_model(config: Config, vocab: Vocab) -> HandwritingPredictor | HandwritingSynthesizer:
     if config.window_gaussians:
         return HandwritingSynthesizer(len(vocab), config.hidden_size, config.num_layers, config.mixtures,
-                                      config.window_gaussians, config.chars_per_step or 1.0, config.clip_gradients)
+                                      config.window_gaussians, config.chars_per_point, config.clip_gradients)
     return HandwritingPredictor(config.hidden_size, config.num_layers, config.mixtures, config.peepholes,
                                 config.clip_gradients)
 
