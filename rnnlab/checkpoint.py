@@ -154,7 +154,8 @@ def read_header(run_dir: str) -> dict:
     if os.path.isfile(run_dir):
         raise CheckpointError(f"{run_dir} is a file, not a run folder; give the folder that training wrote")
     if not os.path.isdir(run_dir):
-        raise CheckpointError(f"run folder {run_dir} does not exist; train one with: rnnlab train charlm --out {run_dir}")
+        raise CheckpointError(f"run folder {run_dir} does not exist; check the path, or train one there "
+                              f"(rnnlab train TASK --out {run_dir})")
     if not os.path.exists(path):
         raise CheckpointError(f"{run_dir} is not an rnnlab run folder (no {CONFIG})")
     try:

@@ -131,7 +131,12 @@ class MetricsLog:
         """Drop records after ``step``: on resume, the steps past the checkpoint are run again."""
         if not os.path.exists(self.path):
             return
-        kept = [record for record in checkpoint.read_metrics(self.run_dir) if record["step"] <= step]
+        records = checkpoint.read_metrics(self.run_dir)
+        with open(self.path, "rb") as f:
+            damaged = sum(1 for line in f if line.strip()) - len(records)
+        if damaged:  # most often one line cut short by a killed process
+            log.warning("%s: %d damaged line(s) dropped on resume", self.path, damaged)
+        kept = [record for record in records if record["step"] <= step]
         checkpoint.write_text(self.path, "".join(json.dumps(record) + "\n" for record in kept))
 
 

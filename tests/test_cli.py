@@ -400,10 +400,11 @@ def test_resume_options_that_cannot_hold(trained, capsys, text_file):
     assert snapshot(trained) == before
 
 
-def test_resume_skips_damaged_metrics_lines(trained, capsys):
+def test_resume_skips_damaged_metrics_lines(trained, capsys, caplog):
     with open(os.path.join(trained, "metrics.jsonl"), "ab") as f:
         f.write(b'5\n[1, 2]\n{"step": "x"}\n\xff\n')
     assert main(["train", "charlm", "--out", trained, "--resume", "--max-steps", "25"]) == 0
+    assert "metrics.jsonl: 4 damaged line(s) dropped on resume" in caplog.text
     steps = [json.loads(line)["step"] for line in open(os.path.join(trained, "metrics.jsonl"))]
     assert steps == sorted(steps) and max(steps) == 25
 

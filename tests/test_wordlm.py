@@ -162,6 +162,7 @@ def test_bad_corpora(tmp_path, capsys):
         assert not os.path.exists(tmp_path / "out")
 
     fails(tmp_path / "missing", "does not exist")
+    fails("tinyshakespeare", "tinyshakespeare is a text for a character model", "rnnlab train charlm")
     (tmp_path / "a-file.txt").write_text("a b\n")
     fails(tmp_path / "a-file.txt", "a-file.txt is a file")
     partial = write_corpus(tmp_path / "partial", "a b\n", "a\n", "b\n")

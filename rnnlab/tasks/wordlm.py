@@ -27,6 +27,7 @@ from .lm import LMConfig, LMTask, bits, build_model, default_prime, eval_stream,
 log = logging.getLogger(__name__)
 
 NAME = "wordlm"
+WORD_CORPORA = ("ptb", "wikitext-2")  # the datasets of download.DATASETS laid out as three word splits
 
 
 @dataclass
@@ -72,6 +73,10 @@ def resolve_data(data: str) -> str:
     """A folder path as it is; a dataset name -> its cache folder, downloaded first if need be."""
     if os.path.isdir(data) or data not in download.DATASETS:
         return data
+    if data not in WORD_CORPORA:
+        raise UserError(f"{data} is a text for a character model, not a word corpus of train/valid/test files; "
+                        f"train on it with rnnlab train charlm (builtin:{data} is built in), or give wordlm one of "
+                        f"{', '.join(WORD_CORPORA)} or a folder")
     if not download.is_downloaded(data):
         log.info("dataset %s is not in the cache %s yet: downloading it", data, download.cache_dir())
         download.download(data)
