@@ -4,12 +4,14 @@ Bad input must give one line on stderr, exit status 2, no traceback, and leave e
 """
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from safetensors.torch import load_file
 import torch
 
 import rnnlab.commands
@@ -47,8 +49,11 @@ def test_smoke_train_sample_evaluate_plot(tmp_path, trained, capsys, monkeypatch
     greedy = capsys.readouterr().out
     assert main(["sample", trained, "--length", "30", "--temperature", "0", "--seed", "2"]) == 0
     assert capsys.readouterr().out == greedy
-    assert main(["sample", trained, "--length", "10", "--num-samples", "3", "--top-k", "3", "--top-p", "0.9"]) == 0
-    assert capsys.readouterr().out.count("-" * 40) == 2
+    assert main(["sample", trained, "--length", "10", "--num-samples", "3", "--top-k", "3", "--top-p", "0.9",
+                 "--seed", "4"]) == 0
+    samples = capsys.readouterr().out.split("\n" + "-" * 40 + "\n")
+    assert len(samples) == 3 and all(len(s) == 1 + 10 + 1 and s[0] == s[-1] == "\n" for s in samples)  # prime, 10, end
+    assert len(set(samples)) > 1  # each sample draws afresh from the prime
 
     assert main(["evaluate", trained, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -65,16 +70,25 @@ def test_smoke_train_sample_evaluate_plot(tmp_path, trained, capsys, monkeypatch
     set_ylabel = matplotlib.axes.Axes.set_ylabel
     monkeypatch.setattr(matplotlib.axes.Axes, "set_ylabel", lambda ax, text, **kw: labels.append(text) or
                         set_ylabel(ax, text, **kw))
+    assert main(["evaluate", trained]) == 0
+    assert f"{result['loss']:.4f} nats/char, {result['bits_per_char']:.4f} bits/char over {result['tokens']:,} " \
+        "characters" in capsys.readouterr().out
     png = str(tmp_path / "curves.png")
     assert main(["plot", trained, "-o", png]) == 0
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert labels == ["loss (nats per character)"]  # the unit of a char LM's loss, told by its records
 
 
-def test_resume_continues_to_the_new_max_steps(trained, capsys):
+def test_resume_continues_to_the_new_max_steps(trained, capsys, tmp_path, text_file):
     assert main(["train", "charlm", "--out", trained, "--resume", "--max-steps", "30"]) == 0
     steps = [json.loads(line)["step"] for line in open(os.path.join(trained, "metrics.jsonl"))]
     assert max(steps) == 30
+    # Resumed, not restarted: the weights are those of one uninterrupted run of 30 steps (CPU, same seed).
+    whole = str(tmp_path / "whole")
+    assert main(["train", "charlm", "--data", text_file, "--out", whole, "--max-steps", "30", "--set", *TINY]) == 0
+    resumed, straight = (load_file(os.path.join(run, "model.safetensors")) for run in (trained, whole))
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[name], straight[name]) for name in resumed)
 
 
 def test_python_dash_m_runs_without_traceback_on_bad_input(tmp_path):
@@ -191,6 +205,7 @@ def test_resume_from_another_runs_or_an_incomplete_state_is_refused_untouched(tm
         dst.write(src.read())
     before = snapshot(trained)
     fails(capsys, ["train", "charlm", "--out", trained, "--resume"], "does not fit", "size mismatch")
+    assert snapshot(trained) == before
     state = torch.load(state_path, weights_only=True)
     del state["optimizer"]
     torch.save(state, state_path)
@@ -199,8 +214,8 @@ def test_resume_from_another_runs_or_an_incomplete_state_is_refused_untouched(tm
     assert snapshot(trained) == before
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a CUDA GPU")
-def test_device_cuda_without_a_gpu_fails_before_anything_is_written(tmp_path, trained, capsys, text_file):
+def test_device_cuda_without_a_gpu_fails_before_anything_is_written(tmp_path, trained, capsys, text_file, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without one
     before = snapshot(trained)
     fails(capsys, ["train", "charlm", "--out", trained, "--resume", "--device", "cuda"], "no CUDA GPU")
     fails(capsys, train_args(text_file, trained, "--force", "--device", "cuda"), "no CUDA GPU")
@@ -242,7 +257,7 @@ def test_force_replaces_a_run_whose_config_is_damaged(trained, capsys, text_file
     ("momentum=-1", "momentum must not be negative"),
     ("eps=-1", "eps must not be negative"),
     ("weight_decay=-1", "weight_decay must not be negative"),
-    ("alpha=2", "alpha"),
+    ("alpha=2", "alpha (RMSprop's smoothing constant) must be in [0, 1), got 2.0"),
     ("log_interval=0", "log_interval must be at least 1"),
     ("embedding_size=-1", "embedding_size must not be negative"),
     ("init_scale=-1", "init_scale must be positive"),
@@ -448,3 +463,38 @@ def test_other_runtime_errors_still_surface(monkeypatch):
     monkeypatch.setattr(rnnlab.commands, "plot", broken)
     with pytest.raises(RuntimeError, match="a bug in rnnlab"):
         main(["plot", "RUN"])
+
+
+def test_interrupts_and_closed_pipes_end_quietly(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    def closed_pipe(args):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(rnnlab.commands, "plot", interrupted)
+    assert main(["plot", "RUN"]) == 130
+    assert capsys.readouterr().err == "rnnlab: interrupted; a training run continues from its last checkpoint with " \
+                                      "--resume\n"
+    monkeypatch.setattr(rnnlab.commands, "plot", closed_pipe)
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)  # main closes it: nothing more to say down a closed pipe
+    assert main(["plot", "RUN"]) == 0  # rnnlab sample ... | head
+    assert stderr.closed
+
+
+def test_resume_and_sample_options_that_cannot_hold(tmp_path, trained, capsys, text_file):
+    fails(capsys, ["train", "charlm", "--out", str(tmp_path / "none"), "--resume"], "holds no run to resume")
+    fails(capsys, ["train", "charlm", "--out", trained, "--resume", "--preset", "char-rnn"], "drop --preset/--config")
+    fails(capsys, ["train", "wordlm", "--out", trained, "--resume"], "holds a charlm run, not a wordlm one")
+    fails(capsys, ["sample", trained, "--length", "-1"], "--length must be >= 0 and --num-samples >= 1")
+    fails(capsys, ["sample", trained, "--num-samples", "0"], "--length must be >= 0 and --num-samples >= 1")
+    seeded = str(tmp_path / "seeded")
+    assert main(train_args(text_file, seeded, "--seed", "77")) == 0
+    assert json.load(open(os.path.join(seeded, "config.json")))["config"]["seed"] == 77
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out == f"rnnlab {rnnlab.__version__}\n"

@@ -3,6 +3,7 @@ the vanilla RNN's vanishing against its norm bound, the trained LSTM against the
 recall, and the plot (``plot_gradient_norms``) against the numbers it was given.
 """
 
+import json
 import math
 
 import pytest
@@ -181,3 +182,19 @@ def test_plot_refuses_an_unknown_extension(tmp_path):
     with pytest.raises(UserError, match=r"\.png, \.svg or \.pdf"):
         plot_gradient_norms({}, str(tmp_path / "grad.jpg"))
     assert not list(tmp_path.iterdir())
+
+
+def test_cli_gradients_plots_and_prints_what_measure_returns(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    png = str(tmp_path / "g.png")
+    assert main(["gradients", "--cell", "gru", "--length", "5", "--steps", "3", "--torch-init", "--json",
+                 "-o", png]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == measure("gru", 5, seed=0, steps=3, chrono=False)
+    assert len(printed["untrained"]) == 5 and printed["chrono"] is False
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    for argv, expected in ((["--length", "1"], "--length 1: use at least 2 steps"),
+                           (["--steps", "-1"], "--steps -1: the number of training steps cannot be negative")):
+        assert main(["gradients", *argv, "-o", png]) == 2
+        assert expected in capsys.readouterr().err

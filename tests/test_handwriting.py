@@ -60,22 +60,34 @@ def test_derivative_clipping_bounds_the_output_gradient(clip):
     assert seen == [100.0] if clip else seen == [1e6]
 
 
-def test_cli_train_sample_evaluate(tmp_path, capsys):
+def test_cli_train_sample_evaluate(tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "run")
     sets = [f"{k}={v}" for k, v in TINY.items() if k != "device"] + ["eval_interval=10"]
     assert main(["train", "handwriting", "--out", out, "--max-steps", "10", "--set", *sets]) == 0
     header = json.load(open(os.path.join(out, "config.json")))["config"]
     assert header["std_dx"] != 1.0 and header["std_dy"] > 0  # the training split's statistics are stored
+
+    biases = []  # every point is drawn by the one mixture sampler, with the bias asked for
+    sample = handwriting.sample_mixture
+    monkeypatch.setattr(handwriting, "sample_mixture", lambda y, bias, generator: biases.append(bias) or
+                        sample(y, bias=bias, generator=generator))
     svg = str(tmp_path / "hand.svg")
     assert main(["sample", out, "-o", svg, "--length", "40", "--seed", "3", "--bias", "1.5"]) == 0
+    assert biases == [1.5] * 40
     paths = [e for e in ET.parse(svg).iter() if e.tag.endswith("path")]
     assert len(paths) >= 1
+    run = checkpoint.load_run(out)
+    drawn = [handwriting.write(run.model, run.config, 40, 1.5, torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert drawn[0].shape == (40, 3) and np.array_equal(drawn[0], drawn[1])  # the seed fixes the strokes
     capsys.readouterr()
     assert main(["evaluate", out, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["lines"] == 3 and np.isfinite(result["nats_per_line"]) and "nats_per_point" in result
-    assert main(["sample", out, "-o", str(tmp_path / "hand.gif")]) == 2
-    assert main(["sample", out, "-o", svg, "--bias", "-1"]) == 2
+    assert result["lines"] == 3 and np.isfinite(result["nats_per_line"])
+    assert result["nats_per_point"] == pytest.approx(result["nats_per_line"] * result["lines"] / result["points"])
+    assert main(["evaluate", out]) == 0
+    assert f"{result['nats_per_line']:.1f} nats per line" in capsys.readouterr().out
+    fails(capsys, ["sample", out, "-o", str(tmp_path / "hand.gif")], "strokes are written as .svg or .png")
+    fails(capsys, ["sample", out, "-o", svg, "--bias", "-1"], "--bias must be between")
     fails(capsys, ["sample", out, "-o", svg, "--prime", "hello"], "--prime is for text runs")
     fails(capsys, ["sample", out, "-o", svg, "--temperature", "0.5", "--top-k", "3"], "--temperature, --top-k are for "
                                                                                      "text runs", "shaped by --bias")

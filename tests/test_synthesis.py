@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab import checkpoint
+from rnnlab import checkpoint, writing
 from rnnlab.cli import main
 from rnnlab.config import override
 from rnnlab.data import hershey
@@ -150,7 +150,7 @@ def tiny_run(tmp_path_factory):
     return out
 
 
-def test_cli_trains_writes_and_plots_attention(tiny_run, tmp_path, capsys):
+def test_cli_trains_writes_and_plots_attention(tiny_run, tmp_path, capsys, monkeypatch):
     header = checkpoint.read_header(tiny_run)
     assert header["config"]["window_gaussians"] == 2 and header["config"]["max_text_length"] > 0
     assert os.path.exists(os.path.join(tiny_run, "samples", "step-0000003.svg"))
@@ -163,8 +163,13 @@ def test_cli_trains_writes_and_plots_attention(tiny_run, tmp_path, capsys):
     first = svg.read_text()
     assert main(["write", "the cow\nsaw me", "--model", tiny_run, "-o", str(svg), "--seed", "3"]) == 0
     assert svg.read_text() == first  # same seed, same writing
-    assert main(["write", "the cow", "--model", tiny_run, "-o", str(png), "--bias", "2"]) == 0
+    biases = []  # every point is drawn by the one mixture sampler, with the bias asked for
+    sample = writing.sample_mixture
+    monkeypatch.setattr(writing, "sample_mixture", lambda y, bias, generator: biases.append(bias) or
+                        sample(y, bias=bias, generator=generator))
+    assert main(["write", "the cow", "--model", tiny_run, "-o", str(png), "--bias", "2", "--seed", "0"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(biases) > 7 and set(biases) == {2.0}
     assert main(["evaluate", tiny_run, "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["lines"] == 3
 
@@ -203,10 +208,16 @@ def test_split_lines_at_newlines_and_optionally_at_spaces():
     assert split_lines("a extraordinarily b", wrap=5) == ["a", "extraordinarily", "b"]  # a word is never cut
 
 
-def test_write_wraps_a_long_line_into_a_page(tiny_run, tmp_path):
+def test_write_wraps_a_long_line_into_a_page(tiny_run, tmp_path, monkeypatch):
     out, text = tmp_path / "page.svg", "the cow " * 20
-    assert len(split_lines(text, wrap=30)) == 6  # 159 characters: 5 lines of 27 and one of 19
+    lines = split_lines(text, wrap=30)
+    assert len(lines) == 6 and [len(line) for line in lines] == [27] * 5 + [19]  # 159 characters
+    asked = []
+    write = writing.write_lines
+    monkeypatch.setattr(writing, "write_lines", lambda model, config, vocab, texts, *rest: asked.append(texts) or
+                        write(model, config, vocab, texts, *rest))
     assert main(["write", text, "--wrap", "30", "--model", tiny_run, "-o", str(out), "--seed", "1"]) == 0
+    assert asked == [lines]  # the wrapped lines, in one batch
     assert len(ET.parse(out).getroot().findall(".//{http://www.w3.org/2000/svg}path")) >= 6  # a pen lift per line
 
 
@@ -215,20 +226,25 @@ def test_write_with_a_style_file_and_a_prediction_run_refused(tiny_run, tmp_path
     rng = np.random.default_rng(0)
     line = hershey.render_text("was", rng)
     style.write_text(json.dumps({"text": "was", "offsets": line.offsets.tolist()}))
-    assert main(["write", "a cow", "--model", tiny_run, "--style", str(style), "-o", str(tmp_path / "s.svg")]) == 0
+    assert main(["write", "a cow", "--model", tiny_run, "--style", str(style), "-o", str(tmp_path / "s.svg"),
+                 "--seed", "0"]) == 0
     assert main(["sample", tiny_run, "-o", str(tmp_path / "u.svg")]) == 2
     assert "rnnlab write" in capsys.readouterr().err
 
 
-def test_the_bundled_model_writes_on_cpu(tmp_path, capsys):
+def test_the_bundled_model_writes_on_cpu(tmp_path):
     run = checkpoint.load_run(checkpoint.BUILTIN_HANDWRITING)
     assert run.config.window_gaussians == 10
     size = os.path.getsize(os.path.join(run.path, checkpoint.WEIGHTS))
     assert size <= 20 * 2**20
     out = tmp_path / "hello.svg"
     assert main(["write", "Hello world", "-o", str(out), "--seed", "0", "--style", "0"]) == 0
-    assert "did not reach its end" not in capsys.readouterr().err  # stopped by Graves' rule, not the cap
     assert len(ET.parse(out).getroot().findall(".//{http://www.w3.org/2000/svg}path")) >= 2
+    written = write_lines(run.model, run.config, run.vocab, ["Hello world", "a quick brown fox"], 1.5,
+                          torch.Generator().manual_seed(0))
+    assert written.stopped == [True, True]  # stopped by Graves' rule, not the cap
+    for text, line in zip(written.texts, written.lines):
+        assert 2 < len(line) < CAP_FACTOR * len(text) / run.config.chars_per_point
 
 
 def test_the_bundled_model_scores_the_iamondb_sample(tmp_path, capsys, monkeypatch):

@@ -11,7 +11,7 @@ from rnnlab import checkpoint
 from rnnlab.config import override
 from rnnlab.errors import TrainingDiverged
 from rnnlab.tasks import charlm
-from rnnlab.optim import build_optimizer
+from rnnlab.optim import Schedule, build_optimizer
 from rnnlab.train import train, train_step
 
 TEXT = "the quick brown fox jumps over the lazy dog.\nhello world, hello rnn.\n" * 60
@@ -168,6 +168,56 @@ def test_state_is_reset_at_each_epoch_and_carried_within(tmp_path):
     task = charlm.Task(config, text=TEXT)
     resets = [task.train_batch(s)[1] for s in range(2 * task.steps_per_epoch)]
     assert resets == ([True] + [False] * (task.steps_per_epoch - 1)) * 2
+
+
+class CarryTask(charlm.Task):
+    """Records the state each training step receives and the state it hands on."""
+
+    def loss(self, model, batch, state):
+        loss, new_state, n = super().loss(model, batch, state)
+        self.seen.append((state, new_state))
+        return loss, new_state, n
+
+
+def test_the_loop_carries_the_state_detached_within_an_epoch_and_resets_it_at_each(tmp_path):
+    config = tiny_config(max_steps=0, epochs=2, eval_interval=1000)
+    task = CarryTask(config, text=TEXT)
+    task.seen = []
+    torch.manual_seed(0)
+    model = charlm.build_model(config, task.vocab)
+    checkpoint.save_run_files(str(tmp_path), "charlm", config, task.vocab)
+    train(model, task, config, str(tmp_path))
+    assert len(task.seen) == 2 * task.steps_per_epoch
+    for step, (given, _) in enumerate(task.seen):
+        if step % task.steps_per_epoch == 0:
+            assert given is None, step  # a new epoch starts from a zero state
+            continue
+        handed = task.seen[step - 1][1]
+        for g, h in zip(given, handed):  # LSTM (h, c)
+            assert torch.equal(g, h) and g.grad_fn is None and not g.requires_grad, step
+
+
+@pytest.mark.parametrize("schedule", [dict(lr_schedule="step", decay_after=1, lr_decay=0.5),
+                                      dict(lr_schedule="cosine", min_lr=1e-4)])
+def test_the_loop_steps_with_the_schedules_learning_rate(tmp_path, monkeypatch, schedule):
+    import rnnlab.train
+
+    used = []
+
+    def recording(params, config):
+        optimizer = build_optimizer(params, config)
+        step = optimizer.step
+        optimizer.step = lambda *a, **k: used.append(optimizer.param_groups[0]["lr"]) or step(*a, **k)
+        return optimizer
+
+    monkeypatch.setattr(rnnlab.train, "build_optimizer", recording)
+    config = tiny_config(max_steps=0, epochs=3, eval_interval=1000, **schedule)
+    out, _, summary = run(tmp_path, config)
+    steps_per_epoch = charlm.Task(config, text=TEXT).steps_per_epoch
+    expected = [Schedule(config, steps_per_epoch, summary["total_steps"]).lr(s) for s in range(summary["steps"])]
+    assert used == pytest.approx(expected) and len(set(used)) > 2
+    assert [r["lr"] for r in metrics(out, "train")] == pytest.approx(
+        [expected[r["step"] - 1] for r in metrics(out, "train")])
 
 
 def test_seed_makes_a_cpu_run_reproducible(tmp_path):
