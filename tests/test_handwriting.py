@@ -44,8 +44,15 @@ def test_skip_connections_feed_every_layer_and_the_head():
     model = HandwritingPredictor(hidden_size=8, num_layers=3, mixtures=2)
     assert [layer.input_size for layer in model.layers] == [3, 3 + 8, 3 + 8]
     assert model.head.linear.in_features == 3 * 8
-    y, state = model(torch.zeros(2, 5, 3))
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3)
+    y, state = model.eval()(x)
     assert y.shape == (2, 5, 1 + 6 * 2) and len(state) == 3
+    # The same network wired by hand from its own LSTMs and head: x into every layer, every layer into the head.
+    h1, _ = model.layers[0].rnn(x)
+    h2, _ = model.layers[1].rnn(torch.cat([x, h1], -1))
+    h3, _ = model.layers[2].rnn(torch.cat([x, h2], -1))
+    torch.testing.assert_close(y, model.head(torch.cat([h1, h2, h3], -1)))
 
 
 @pytest.mark.parametrize("clip", [True, False])

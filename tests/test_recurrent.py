@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from rnnlab.data.text import Vocab
 from rnnlab.errors import ShapeError
 from rnnlab.models import RNNLanguageModel
 from rnnlab.recurrent import Recurrent
@@ -107,6 +108,21 @@ def test_language_model_forget_bias_survives_uniform_init():
         assert torch.equal(getattr(model.rnn.rnn, f"bias_ih_l{k}")[H : 2 * H], torch.ones(H))
         assert torch.equal(getattr(model.rnn.rnn, f"bias_hh_l{k}")[H : 2 * H], torch.zeros(H))
     assert model.decoder.weight.abs().max() <= 0.08
+
+
+def test_min_char_rnn_init_draws_weights_from_a_narrow_normal_and_zeroes_biases():
+    # min-char-rnn: Wxh, Whh, Why = randn * 0.01, biases zero.
+    from rnnlab.tasks import charlm
+
+    config = charlm.PRESETS["min-char-rnn"]
+    assert (config.init, config.init_scale) == ("normal", 0.01)
+    torch.manual_seed(0)
+    model = charlm.build_model(config, Vocab(list("abcdefghij"), "char"))
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    biases = [p for p in model.parameters() if p.dim() == 1]
+    assert weights and biases and all(torch.count_nonzero(b) == 0 for b in biases)
+    drawn = torch.cat([w.detach().flatten() for w in weights])
+    assert drawn.numel() > 10_000 and abs(drawn.mean()) < 5e-4 and drawn.std().item() == pytest.approx(0.01, rel=0.03)
 
 
 @pytest.mark.parametrize("impl", ["torch", "cells"])
