@@ -18,7 +18,7 @@ import json
 import os
 
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 import torch
 
 from . import __version__
@@ -77,7 +77,29 @@ def save_weights(run_dir: str, model: torch.nn.Module, step: int, metadata: dict
         )
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
     meta = {"step": str(step), **{k: str(v) for k, v in (metadata or {}).items()}}
-    atomic_write(os.path.join(run_dir, WEIGHTS), lambda tmp: save_file(tensors, tmp, metadata=meta))
+    write_safetensors(os.path.join(run_dir, WEIGHTS), tensors, meta)
+
+
+def write_safetensors(path: str, tensors: dict, metadata: dict) -> None:
+    """``tensors`` and string ``metadata`` to ``path`` as safetensors, atomically, the same bytes every time.
+
+    safetensors 0.8 writes ``__metadata__`` in a random order (safetensors/safetensors#584), so the same
+    weights would hash differently on each save; the header is rewritten here with the keys sorted (same
+    length, same tensor entries, so the data offsets stand)."""
+    data = save(tensors, metadata=metadata)
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    canonical = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    assert len(canonical) <= size, "reordering keys cannot lengthen the header"
+    canonical = canonical.ljust(size)  # the format pads the header with spaces
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data[:8] + canonical + data[8 + size :])
+
+    atomic_write(path, write)
 
 
 def save_train_state(run_dir: str, state: dict) -> None:

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 import torch
 
 from rnnlab import checkpoint
@@ -49,7 +49,7 @@ def main() -> None:
     weights = load_file(os.path.join(args.run, checkpoint.WEIGHTS))
     half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     meta = {**run.metadata, "source_run": os.path.basename(os.path.abspath(args.run)), "dtype": "float16"}
-    checkpoint.atomic_write(os.path.join(out, checkpoint.WEIGHTS), lambda tmp: save_file(half, tmp, metadata=meta))
+    checkpoint.write_safetensors(os.path.join(out, checkpoint.WEIGHTS), half, meta)
 
     styles = []
     generator = torch.Generator().manual_seed(args.seed)

@@ -43,16 +43,28 @@ def test_weights_file_is_plain_safetensors_without_pickle(tmp_path):
     assert "decoder.weight" in header and header["decoder.weight"]["dtype"] == "F32"
 
 
+def test_the_same_weights_are_the_same_bytes(tmp_path):
+    # safetensors itself writes the metadata in a random order (safetensors#584); rnnlab's files do not vary.
+    model, _ = make_run(tmp_path)
+    saved = set()
+    for _ in range(8):
+        checkpoint.save_weights(str(tmp_path), model, step=3, metadata={"valid_loss": 1.5, "b": "x", "a": "y"})
+        saved.add((tmp_path / "model.safetensors").read_bytes())
+    assert len(saved) == 1
+    run = checkpoint.load_run(str(tmp_path), "charlm")
+    assert run.metadata == {"step": "3", "valid_loss": "1.5", "b": "x", "a": "y"}
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), run.model.state_dict().values()))
+
+
 def test_a_write_killed_midway_leaves_the_previous_file(tmp_path, monkeypatch):
     model, _ = make_run(tmp_path)
     before = (tmp_path / "model.safetensors").read_bytes()
 
-    def die_halfway(tensors, path, metadata=None):
-        with open(path, "wb") as f:
-            f.write(b"partial")
-        raise KeyboardInterrupt  # as if the process were killed during the write
+    def die_halfway(fd):
+        os.ftruncate(fd, 7)  # half a file on disk ...
+        raise KeyboardInterrupt  # ... and the process killed before the rename
 
-    monkeypatch.setattr(checkpoint, "save_file", die_halfway)
+    monkeypatch.setattr(checkpoint.os, "fsync", die_halfway)
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save_weights(str(tmp_path), model, step=4)
     assert (tmp_path / "model.safetensors").read_bytes() == before
