@@ -122,19 +122,27 @@ def load_train_state(run_dir: str) -> dict:
 
 def read_metrics(run_dir: str) -> list[dict]:
     """The records of ``metrics.jsonl`` that parse and carry a step; damaged lines are skipped."""
+    return read_metrics_counting_damage(run_dir)[0]
+
+
+def read_metrics_counting_damage(run_dir: str) -> tuple[list[dict], int]:
+    """``read_metrics`` and how many non-blank lines it skipped as damaged."""
     path = os.path.join(run_dir, METRICS)
     if not os.path.isfile(path):
         raise CheckpointError(f"{run_dir} has no {METRICS}: train a run there first")
-    records = []
+    records, damaged = [], 0
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a line cut short by a killed process (or damaged); the rest is still good
+                damaged += bool(line.strip())  # a line cut short by a killed process (or damaged); the rest is good
+                continue
             if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
                 records.append(record)
-    return records
+            else:
+                damaged += 1
+    return records, damaged
 
 
 def first_detail(error: Exception) -> str:

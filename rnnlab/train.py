@@ -131,9 +131,7 @@ class MetricsLog:
         """Drop records after ``step``: on resume, the steps past the checkpoint are run again."""
         if not os.path.exists(self.path):
             return
-        records = checkpoint.read_metrics(self.run_dir)
-        with open(self.path, "rb") as f:
-            damaged = sum(1 for line in f if line.strip()) - len(records)
+        records, damaged = checkpoint.read_metrics_counting_damage(self.run_dir)
         if damaged:  # most often one line cut short by a killed process
             log.warning("%s: %d damaged line(s) dropped on resume", self.path, damaged)
         kept = [record for record in records if record["step"] <= step]
