@@ -19,15 +19,16 @@ from rnnlab.data.text import read_text
 from rnnlab.optim import build_optimizer
 from rnnlab.sampling import generate
 from rnnlab.tasks import charlm
-from rnnlab.train import to_device, train_step
+from rnnlab.tasks.lm import default_prime
+from rnnlab.loop import to_device, train_step
 
 
 def bench_preset(name: str, text: str, device: torch.device, steps: int, sample_chars: int, repeats: int) -> dict:
-    config = charlm.PRESETS[name]
+    config = charlm.PRESETS[name].config
     torch.manual_seed(0)
-    task = charlm.Task(config, text=text)
+    task = charlm.CharLM(config, text=text)
     task.to(device)  # as train() does: the token stream lives on the device
-    model = charlm.build_model(config, task.vocab).to(device)
+    model = charlm.CharLM.build_model(config, task.vocab).to(device)
     params = list(model.parameters())
     optimizer = build_optimizer(params, config)
     carry, warmup = None, 3
@@ -46,7 +47,7 @@ def bench_preset(name: str, text: str, device: torch.device, steps: int, sample_
     train_seconds = time.perf_counter() - start
     tokens = steps * config.batch_size * config.seq_len
 
-    prime = charlm.default_prime(task.vocab)
+    prime = default_prime(task.vocab)
     generator = torch.Generator(device).manual_seed(0)
     threads = torch.get_num_threads()
     if device.type == "cpu":

@@ -27,7 +27,7 @@ from torch import nn
 from rnnlab.mixture import output_size, sequence_nll, split_params
 from rnnlab.models import HandwritingSynthesizer
 from rnnlab.reference.synthesis_steps import synthesis_forward
-from rnnlab.tasks.handwriting import ALPHABET
+from rnnlab.tasks.synthesis import ALPHABET
 
 WARMUP = 2
 HIDDEN, LAYERS, GAUSSIANS, MIXTURES, TEXT_LENGTH = 400, 3, 10, 20, 30  # Graves 2013 §5; a typical IAM line
@@ -77,7 +77,7 @@ def main() -> None:
     stack = nn.LSTM(3, HIDDEN, LAYERS, batch_first=True).to(device)
     head = nn.Linear(HIDDEN, output_size(MIXTURES)).to(device)
     results = {
-        "rnnlab": _median_ms(device, args.repeats, step(lambda: model(x, text, lengths)[0], list(model.parameters()))),
+        "rnnlab": _median_ms(device, args.repeats, step(lambda: model(x, model.start(text, lengths))[0], list(model.parameters()))),
         "eager_per_step": _median_ms(device, args.repeats,
                                      step(lambda: synthesis_forward(model, x, text, lengths)[0], list(model.parameters()))),
         "lstm_stack": _median_ms(device, args.repeats, step(lambda: head(stack(x)[0]),

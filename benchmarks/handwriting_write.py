@@ -2,7 +2,7 @@
 
     python benchmarks/handwriting_write.py [--model builtin:handwriting] [--repeats 3] [--device cpu]
 
-Times ``writing.write_lines`` alone (no import, loading or drawing: those are the same for every model) for
+Times ``Run.write``'s sampling (``writing.write_lines``) alone (no import, loading or drawing: those are the same for every model) for
 one line, "Hello world, from rnnlab", and for the ten phrases of ``docs/phrases.txt`` as one batch, at bias
 1.5 and seed 1 as the README's pictures. Reports the median seconds of ``--repeats`` runs after one warm-up,
 the points drawn (the longest line: sampling is one batched step per point) and steps per second, and one
@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from rnnlab import checkpoint
+import rnnlab
 from rnnlab.writing import split_lines, write_lines
 
 PHRASES = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "phrases.txt")
@@ -26,12 +26,12 @@ PHRASES = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "phrases.tx
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=checkpoint.BUILTIN_HANDWRITING)
+    p.add_argument("--model", default="builtin:handwriting")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     torch.set_num_threads(1)  # as `rnnlab write` does on the CPU
-    run = checkpoint.load_run(args.model, device=torch.device(args.device))
+    run = rnnlab.load(args.model, device=args.device)
     with open(PHRASES, encoding="utf-8") as f:
         phrases = split_lines(f.read())
     results = []
@@ -40,7 +40,7 @@ def main() -> None:
         for i in range(1 + args.repeats):
             generator = torch.Generator(args.device).manual_seed(1)
             start = time.perf_counter()
-            written = write_lines(run.model, run.config, run.vocab, texts, 1.5, generator)
+            written = write_lines(run.model, run.vocab, texts, 1.5, generator, run.config.stats, run.config.chars_per_point)
             if i:
                 times.append(time.perf_counter() - start)
         steps = max(len(line) for line in written.lines)

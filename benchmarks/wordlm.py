@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from rnnlab.config import override
 from rnnlab.optim import build_optimizer
 from rnnlab.tasks import wordlm
-from rnnlab.train import to_device, train_step
+from rnnlab.loop import to_device, train_step
 
 WARMUP = 5
 
@@ -52,11 +52,11 @@ def _peak_mb(device) -> float:
 
 
 def bench_one(preset: str, data: str, device: torch.device, steps: int) -> dict:
-    config = override(wordlm.PRESETS[preset], {"data": data, "device": str(device)}, "benchmark")
+    config = override(wordlm.PRESETS[preset].config, {"data": data, "device": str(device)}, "benchmark")
     torch.manual_seed(0)
-    task = wordlm.Task(config)
+    task = wordlm.WordLM(config)
     task.to(device)  # as train() does: the token stream lives on the device
-    model = wordlm.build_model(config, task.vocab).to(device)
+    model = wordlm.WordLM.build_model(config, task.vocab).to(device)
     params = list(model.parameters())
     optimizer = build_optimizer(params, config)
     state = {"carry": None}

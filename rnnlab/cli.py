@@ -1,19 +1,22 @@
-"""The ``rnnlab`` command: train, sample, write, evaluate, plot, gradients, data download.
+"""The ``rnnlab`` command: train, sample, write, evaluate, plot, presets, config, gradients, data download.
 
 Argument parsing and error reporting; the sub-commands themselves are in commands.py. User errors
-(``rnnlab.errors.UserError``) become one line on stderr and exit status 2, with nothing written; seeds,
-devices and logging are set by these two modules and nowhere else.
+(``rnnlab.errors.UserError``) become one line on stderr and exit status 2, with nothing written; logging is
+set up here and nowhere else.
 """
 
 import argparse
 import logging
 import re
+import shlex
+import signal
 import sys
 
 import torch
 
-from . import __version__, commands
-from .errors import UserError
+from . import commands
+from .errors import TrainingInterrupted, UserError
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,25 +37,31 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     from .data.download import DATASETS
+    from .folder import BUILTIN_RUNS
     from .tasks import TASKS
 
     p = _Parser(prog="rnnlab", description="Train, evaluate and sample recurrent sequence models.")
     p.add_argument("--version", action="version", version=f"rnnlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model into a run folder")
-    t.add_argument("task", choices=sorted(TASKS))
+    t = sub.add_parser("train", help="train a model into a run folder",
+                       description="Train a model into a run folder. rnnlab presets [TASK] lists the named "
+                                   "configurations; rnnlab config TASK [--preset P] [--set k=v ...] prints the "
+                                   "config a training would use, as TOML (--config reads it back).")
+    t.add_argument("task", choices=list(TASKS))
     t.add_argument("--data", help="charlm: a UTF-8 text (default: built-in tiny Shakespeare); "
                                   "wordlm: a folder of train/valid/test files or a dataset name (default: ptb); "
                                   "classify: a JSONL file (default: the preset's toy task); "
-                                  "handwriting: the IAM-OnDB folder or .tar.xz (default: synthetic Hershey lines)")
-    t.add_argument("--preset", help="named configuration (default: the task's default preset)")
+                                  "handwriting, synthesis: the IAM-OnDB folder or .tar.xz (default: synthetic "
+                                  "Hershey lines)")
+    t.add_argument("--preset", help="named configuration (default: the task's default preset; see rnnlab presets)")
     t.add_argument("--config", help="TOML file of config keys, applied over the preset")
     t.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
     t.add_argument("--out", required=True, help="run folder to write")
     t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in all (0: the config's epochs)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    t.add_argument("--force", action="store_true", help="replace the run in --out")
+    t.add_argument("--force", action="store_true",
+                   help="replace the run in --out (the old one stays until the new one saves its first checkpoint)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"],
                    help="the config's device key (auto: cuda when available)")
     t.add_argument("--seed", type=int, help="the config's seed key: same seed, same run")
@@ -72,13 +81,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bias", type=float, default=0.0, help="handwriting: Graves' sampling bias (0 = plain)")
     s.set_defaults(run_command=commands.sample)
 
-    from .checkpoint import BUILTIN_HANDWRITING
+    builtin_handwriting = next(iter(BUILTIN_RUNS))
 
     w = sub.add_parser("write", help="write a text as handwriting (Graves' synthesis network)")
     w.add_argument("text", help="the text; a newline (or a typed \\n) starts a new line on the page")
     w.add_argument("-o", "--output", required=True, help="the drawing to write (.svg or .png)")
-    w.add_argument("--model", default=BUILTIN_HANDWRITING,
-                   help=f"a synthesis run folder (default: {BUILTIN_HANDWRITING}, the bundled model)")
+    w.add_argument("--model", default=builtin_handwriting,
+                   help=f"a synthesis run folder (default: {builtin_handwriting}, the bundled model)")
     w.add_argument("--bias", type=float, default=1.5,
                    help="Graves' sampling bias: 0 = as varied as the data, larger = neater (default 1.5)")
     w.add_argument("--style", help="prime with a style: the number of one of the model's styles, or a JSON file "
@@ -94,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("--data", help="charlm: a text to score instead of the validation split; "
                                   "wordlm: a corpus folder or dataset name instead of the run's; "
-                                  "classify: a JSONL file; handwriting: the IAM-OnDB folder or .tar.xz "
+                                  "classify: a JSONL file; handwriting, synthesis: the IAM-OnDB folder or .tar.xz "
                                   "(needed for builtin:handwriting)")
     e.add_argument("--split", choices=["valid", "test", "all"], default="valid",
                    help="wordlm: valid or test; handwriting: valid, or all = every line at --data (default valid)")
@@ -106,6 +115,17 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("run", metavar="RUN_DIR")
     pl.add_argument("-o", "--output", default="curves.png", help="image to write (.png, .svg, .pdf)")
     pl.set_defaults(run_command=commands.plot)
+
+    ps = sub.add_parser("presets", help="list the named configurations of every task (or of one), with sources")
+    ps.add_argument("task", nargs="?", choices=list(TASKS))
+    ps.set_defaults(run_command=commands.presets)
+
+    c = sub.add_parser("config", help="print the config a training would use, as TOML, without training")
+    c.add_argument("task", choices=list(TASKS))
+    c.add_argument("--preset", help="named configuration (default: the task's default preset)")
+    c.add_argument("--config", help="TOML file of config keys, applied over the preset")
+    c.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
+    c.set_defaults(run_command=commands.config)
 
     from .gradients import TRAIN_STEPS
 
@@ -143,6 +163,21 @@ def _allocation(message: str) -> str:
     return ""
 
 
+def _interrupted(args, error: KeyboardInterrupt) -> int:
+    """One line for Ctrl-C or SIGTERM: for a training, what was saved and how to go on."""
+    status = 128 + (error.signal if isinstance(error, TrainingInterrupted) else signal.SIGINT)
+    if not isinstance(error, TrainingInterrupted):
+        print("rnnlab: interrupted", file=sys.stderr)
+    elif error.resumable:
+        at = f" at step {error.step}" if error.step is not None else ""
+        print(f"rnnlab: interrupted{at}; the run is saved: continue it with rnnlab train {args.task} "
+              f"--out {shlex.quote(args.out)} --resume", file=sys.stderr)
+    else:
+        print("rnnlab: interrupted before the run's first checkpoint; nothing was saved (a run it was to "
+              "replace is kept)", file=sys.stderr)
+    return status
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -151,9 +186,8 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"rnnlab: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rnnlab: interrupted; a training run continues from its last checkpoint with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(args, e)
     except BrokenPipeError:
         sys.stderr.close()  # `rnnlab sample ... | head` is not an error
         return 0

@@ -7,6 +7,7 @@ data and model fields, so every key has the same name in every task (``batch_siz
 
 import dataclasses
 from dataclasses import dataclass
+import json
 import math
 import os
 import sys
@@ -42,7 +43,9 @@ class TrainConfig:
     decay_after: int = 4            # step: epochs at the full lr (Zaremba's max_epoch)
     min_lr: float = 0.0             # floor of the cosine schedule
     plateau_patience: int = 0       # plateau: evaluations without improvement before the lr drops
-    eval_interval: int = 0          # steps between validations and checkpoints; 0 = once per epoch
+    eval_interval: int = 0          # steps between validations (the best weights are saved then); 0 = once per epoch
+    save_interval: int = 500        # steps between resumable saves (also at every validation, and on
+                                    # Ctrl-C / SIGTERM): a crash loses at most this many; 0 = at validations only
     log_interval: int = 50          # steps between training-loss lines in metrics.jsonl
     patience: int = 0               # early stopping: evaluations without improvement; 0 = never stop early
     max_skips: int = 10             # consecutive non-finite steps tolerated before training stops
@@ -62,7 +65,7 @@ class TrainConfig:
         choose(self.device, ("auto", "cpu", "cuda"), "device")
         check_seed(self.seed, "seed")
         at_least(self, 1, "batch_size", "epochs", "log_interval", "max_skips")
-        at_least(self, 0, "clip", "clip_value", "max_steps", "eval_interval", "patience", "momentum", "eps",
+        at_least(self, 0, "clip", "clip_value", "max_steps", "eval_interval", "save_interval", "patience", "momentum", "eps",
                  "weight_decay", "min_lr", "decay_after", "plateau_patience")
         positive(self, "lr", "lr_decay")
         if not 0 <= self.alpha < 1:
@@ -157,10 +160,10 @@ def load_toml(path: str) -> dict:
 
 
 def resolve(presets: dict, preset: str, toml_path: str | None = None, sets: list[str] = (), extra: dict | None = None):
-    """Preset -> TOML file -> ``--set`` -> explicit CLI flags (``extra``); validated."""
+    """Preset (``presets[preset].config``) -> TOML file -> ``--set`` -> explicit values (``extra``); validated."""
     if preset not in presets:
         raise UserError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}")
-    config = presets[preset]
+    config = presets[preset].config
     if toml_path:
         config = override(config, load_toml(toml_path), toml_path)
     config = override(config, parse_set(list(sets)), "--set")
@@ -168,3 +171,19 @@ def resolve(presets: dict, preset: str, toml_path: str | None = None, sets: list
         config = override(config, extra, "the command line")
     config.validate()
     return config
+
+
+def to_toml(config) -> str:
+    """``config`` as TOML, one ``key = value`` line per field, which :func:`load_toml` reads back to the same
+    config (the values are str, int, float and bool: JSON's string escapes are TOML's)."""
+    lines = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value)
+        else:
+            text = json.dumps(str(value), ensure_ascii=False)
+        lines.append(f"{field.name} = {text}")
+    return "\n".join(lines) + "\n"

@@ -1,11 +1,23 @@
-"""Pictures: loss curves and confusion matrices from ``metrics.jsonl``, gradient-norm curves, and pen
-strokes as SVG or PNG. The only module that imports matplotlib (lazily)."""
+"""Pictures: loss curves and confusion matrices from a run's metrics, gradient-norm curves, window weights,
+and pen strokes as SVG or PNG. The only module that imports matplotlib (lazily), and only its object API:
+a ``Figure`` on its own Agg canvas, so drawing never touches pyplot's state or the user's backend (a
+notebook's inline plots keep working)."""
 
 import math
 import os
 
-from .checkpoint import METRICS, atomic_write, read_metrics
 from .errors import UserError
+from .files import atomic_write
+
+
+def _figure(**kwargs):
+    """A matplotlib ``Figure`` (``figsize``, ``dpi``) with an Agg canvas of its own: no pyplot, no backend switch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def check_output(out_path: str, flag: str = "-o") -> None:
@@ -29,22 +41,22 @@ def image_format(out_path: str, flag: str = "-o") -> str:
     return fmt
 
 
-def plot_curves(run_dir: str, out_path: str) -> None:
-    """Training and validation loss against the step, saved to ``out_path`` (PNG, SVG or PDF by extension)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = read_metrics(run_dir)
+def plot_curves(records: list[dict], out_path: str, title: str, unit: str, class_names: list | None = None) -> None:
+    """Training and validation loss (in ``unit``) against the step, from a run's metrics ``records``, saved to
+    ``out_path`` (PNG, SVG or PDF by extension); beside it the last confusion matrix, when the records hold
+    one (its classes named by ``class_names``)."""
     fmt = image_format(out_path)
     valid = [r for r in records if r.get("split") == "valid"]
     confusion = valid[-1].get("confusion") if valid else None
     if _is_square_table(confusion):
-        fig, (ax, cax) = plt.subplots(1, 2, figsize=(12, 4.6), dpi=120, gridspec_kw={"width_ratios": [1.4, 1]})
-        _confusion(cax, confusion, _class_names(run_dir, len(confusion)), valid[-1]["step"])
+        fig = _figure(figsize=(12, 4.6), dpi=120)
+        ax, cax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
+        names = class_names if class_names and len(class_names) == len(confusion) else \
+            [str(i) for i in range(len(confusion))]
+        _confusion(cax, confusion, names, valid[-1]["step"])
     else:
-        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+        fig = _figure(figsize=(7, 4.2), dpi=120)
+        ax = fig.subplots()
     for split, style in (("train", dict(lw=1, alpha=0.7)), ("valid", dict(lw=2, marker="o", ms=3))):
         points = [(r["step"], r["loss"]) for r in records
                   if r.get("split") == split and isinstance(r.get("loss"), (int, float))]
@@ -52,37 +64,19 @@ def plot_curves(run_dir: str, out_path: str) -> None:
             steps, losses = zip(*points)
             ax.plot(steps, losses, label=split, **style)
     if not ax.lines:
-        plt.close(fig)
-        raise UserError(f"{run_dir}/{METRICS} holds no loss records yet")
+        raise UserError(f"the metrics of {title} hold no loss records yet")
     ax.set_xlabel("step")
-    ax.set_ylabel(f"loss ({_loss_unit(valid[-1] if valid else {})})")
-    ax.set_title(os.path.basename(os.path.abspath(run_dir)))
+    ax.set_ylabel(f"loss ({unit})")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
-    plt.close(fig)
-
-
-# The unit of a run's loss, told by a key its validation records carry (the task's other metrics).
-LOSS_UNITS = (("nats_per_line", "nats per line"), ("bits_per_word", "nats per word"),
-              ("bits_per_char", "nats per character"), ("mse", "mean squared error"), ("accuracy", "nats per label"))
-
-
-def _loss_unit(record: dict) -> str:
-    return next((unit for key, unit in LOSS_UNITS if key in record), "the task's unit")
 
 
 def _is_square_table(rows) -> bool:
     return (isinstance(rows, list) and len(rows) > 0 and all(isinstance(r, list) and len(r) == len(rows) for r in rows)
             and all(isinstance(c, (int, float)) for r in rows for c in r))
-
-
-def _class_names(run_dir: str, count: int) -> list:
-    from .checkpoint import read_vocab
-
-    labels = read_vocab(run_dir).labels
-    return labels if len(labels) == count else [str(i) for i in range(count)]
 
 
 def _confusion(ax, confusion: list, names: list, step: int) -> None:
@@ -110,14 +104,10 @@ def plot_gradient_norms(result: dict, out_path: str) -> None:
 
     Saved to ``out_path`` (PNG, SVG or PDF by extension).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fmt = image_format(out_path)
     steps = range(1, result["length"] + 1)
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig = _figure(figsize=(7, 4.2), dpi=120)
+    ax = fig.subplots()
     # Each curve is divided by its value at t = T: training drives the loss, and with it every dL/dh_t,
     # towards 0, which would push the trained curve down for a reason that has nothing to do with vanishing.
     # Scaled, both start at 1 on the right and the left end reads off the ratio. Log scale: geometric
@@ -139,7 +129,6 @@ def plot_gradient_norms(result: dict, out_path: str) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
-    plt.close(fig)
 
 
 # Handwriting: pen strokes in the (dx, dy, end_of_stroke) offset format of rnnlab.data.hershey and the
@@ -211,28 +200,20 @@ def save_strokes(offsets, out_path: str, stroke_width: float | None = None, colo
 
         atomic_write(out_path, write)
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     strokes, (x0, y0, x1, y1), width, size = _stroke_layout(offsets, stroke_width, writing_size)
     px_per_unit = WRITING_PX / size
-    fig = plt.figure(figsize=((x1 - x0) * px_per_unit / PNG_DPI, (y1 - y0) * px_per_unit / PNG_DPI), dpi=PNG_DPI)
-    try:
-        # Axes filling the figure, limits = the box: the figure is the tight box, at one scale on both axes.
-        ax = fig.add_axes((0, 0, 1, 1))
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-        ax.set_aspect("equal")
-        ax.axis("off")
-        points = width * px_per_unit * 72 / PNG_DPI  # matplotlib line widths are in points
-        for stroke in strokes:
-            ax.plot(stroke[:, 0], stroke[:, 1], color=color, lw=points, solid_capstyle="round",
-                    solid_joinstyle="round", marker="o" if len(stroke) == 1 else None, ms=points)
-        atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    fig = _figure(figsize=((x1 - x0) * px_per_unit / PNG_DPI, (y1 - y0) * px_per_unit / PNG_DPI), dpi=PNG_DPI)
+    # Axes filling the figure, limits = the box: the figure is the tight box, at one scale on both axes.
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    points = width * px_per_unit * 72 / PNG_DPI  # matplotlib line widths are in points
+    for stroke in strokes:
+        ax.plot(stroke[:, 0], stroke[:, 1], color=color, lw=points, solid_capstyle="round",
+                solid_joinstyle="round", marker="o" if len(stroke) == 1 else None, ms=points)
+    atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _writing_size(width: float, height: float) -> float:
@@ -270,30 +251,23 @@ def _stroke_layout(offsets, stroke_width: float | None, writing_size: float | No
 
 
 def plot_attention(written, out_path: str) -> None:
-    """The window weights phi of each written line (``writing.Written``): characters down, pen points across,
-    with the position past the last character as the bottom row, whose rise ends the line (Graves' rule).
-    Each column is divided by its largest value, so the peak shows at every point whatever alpha's scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The window weights of each written line (a ``writing.Handwriting``): characters down, pen points
+    across, with the position past the last character as the bottom row, whose rise ends the line (Graves'
+    rule). Each column is divided by its largest value, so the peak shows at every point whatever alpha's scale."""
     import numpy as np
 
     fmt = image_format(out_path)
     heights = [len(text) + 1 for text in written.texts]
-    fig, axes = plt.subplots(len(heights), 1, squeeze=False, dpi=100, gridspec_kw={"height_ratios": heights},
-                             figsize=(10, 0.5 + 0.16 * sum(heights) + 0.6 * len(heights)))
-    try:
-        for ax, text, phi, stopped in zip(axes[:, 0], written.texts, written.phi, written.stopped):
-            peak = phi.max(axis=1, keepdims=True)
-            ax.imshow((phi / np.where(peak > 0, peak, 1.0)).T, aspect="auto", interpolation="nearest", cmap="Greys",
-                      origin="upper", vmin=0.0, vmax=1.0)
-            ax.set_yticks(range(len(text) + 1), [repr(c)[1:-1] if c != " " else "␣" for c in text] + ["end"],
-                          fontsize=7, family="monospace")
-            how = "stopped by Graves' rule" if stopped else "cut at the cap of points"
-            ax.set_title(f"{text!r}: {len(phi)} points, {how}", fontsize=9, loc="left")
-        axes[-1, 0].set_xlabel("pen point (time)")
-        fig.tight_layout()
-        atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
-    finally:
-        plt.close(fig)
+    fig = _figure(dpi=100, figsize=(10, 0.5 + 0.16 * sum(heights) + 0.6 * len(heights)))
+    axes = fig.subplots(len(heights), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, text, phi, stopped in zip(axes[:, 0], written.texts, written.attention, written.stopped):
+        peak = phi.max(axis=1, keepdims=True)
+        ax.imshow((phi / np.where(peak > 0, peak, 1.0)).T, aspect="auto", interpolation="nearest", cmap="Greys",
+                  origin="upper", vmin=0.0, vmax=1.0)
+        ax.set_yticks(range(len(text) + 1), [repr(c)[1:-1] if c != " " else "␣" for c in text] + ["end"],
+                      fontsize=7, family="monospace")
+        how = "stopped by Graves' rule" if stopped else "cut at the cap of points"
+        ax.set_title(f"{text!r}: {len(phi)} points, {how}", fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("pen point (time)")
+    fig.tight_layout()
+    atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))

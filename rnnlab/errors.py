@@ -19,3 +19,12 @@ class CheckpointError(UserError):
 
 class TrainingDiverged(UserError):
     """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a training. ``step``: where (None: in the middle of a step); ``resumable``:
+    whether the run folder holds a state to continue from with ``--resume``; ``signal``: the signal number."""
+
+    def __init__(self, step: int | None, resumable: bool, signal: int):
+        super().__init__(step, resumable, signal)
+        self.step, self.resumable, self.signal = step, resumable, signal

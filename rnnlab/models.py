@@ -1,5 +1,6 @@
-"""Models. Every model has one interface, ``model(inputs, state) -> (outputs, state)``, so the training
-loop never branches on model type.
+"""Models. Every model has one interface, ``model(inputs, state=None) -> (outputs, state)``, so the training
+loop never branches on model type. What conditions a model beyond its inputs travels in the state: the
+synthesis network's text is part of its state, made by ``model.start(text, lengths)``.
 """
 
 from typing import NamedTuple
@@ -194,14 +195,18 @@ class HandwritingPredictor(nn.Module):
 
 
 class SynthesisState(NamedTuple):
-    """Everything the synthesis network carries from one call to the next (batch B, hidden H, K Gaussians).
+    """Everything the synthesis network carries from one call to the next (batch B, hidden H, K Gaussians,
+    alphabet A, text length U).
 
-    ``first``: layer 1's ``(h, c)``, each ``(B, H)``; ``kappa``: the window's positions ``(B, K)``;
-    ``window``: the last step's window vector ``(B, A)``, layer 1's input at the next step; ``upper``: the
-    ``(h, c)`` of layers 2.., each ``(1, B, H)``; ``phi``: the window weights of every step of the call,
-    ``(B, T, U + 1)`` (for the stop rule and attention plots).
+    ``text``: the texts being written, one-hot ``(B, U, A)`` with zero rows past each line's length;
+    ``lengths``: ``(B,)``; ``first``: layer 1's ``(h, c)``, each ``(B, H)``; ``kappa``: the window's positions
+    ``(B, K)``; ``window``: the last step's window vector ``(B, A)``, layer 1's input at the next step;
+    ``upper``: the ``(h, c)`` of layers 2.., each ``(1, B, H)`` (None before the first call); ``phi``: the
+    window weights of every step of the last call, ``(B, T, U + 1)`` (for the stop rule and attention plots).
     """
 
+    text: torch.Tensor
+    lengths: torch.Tensor
     first: tuple
     kappa: torch.Tensor
     window: torch.Tensor
@@ -210,8 +215,11 @@ class SynthesisState(NamedTuple):
 
 
 class HandwritingSynthesizer(nn.Module):
-    """Graves 2013 §5, the synthesis network: pen offsets ``(B, T, 3)`` and the text's character ids
-    ``(B, U)`` with their lengths ``(B,)`` -> mixture parameters ``(B, T, 1 + 6M)`` for the next offset.
+    """Graves 2013 §5, the synthesis network: pen offsets ``(B, T, 3)`` and a state holding the texts ->
+    mixture parameters ``(B, T, 1 + 6M)`` for the next offset::
+
+        state = model.start(text, lengths)     # character ids (B, U), lengths (B,)
+        params, state = model(x, state)        # any number of calls, each continuing the last
 
     The prediction network's stack, with a soft window over the text (attention.py) between layers 1 and 2::
 
@@ -244,24 +252,32 @@ class HandwritingSynthesizer(nn.Module):
                                    for _ in range(num_layers - 1))
         self.head = MixtureHead(hidden_size * num_layers, mixtures)
 
-    def initial_state(self, batch_size: int, device=None, dtype=None) -> SynthesisState:
-        def zeros(*shape):
-            return torch.zeros(batch_size, *shape, device=device, dtype=dtype)
-
-        return SynthesisState((zeros(self.hidden_size), zeros(self.hidden_size)), zeros(self.window.gaussians),
-                              zeros(self.alphabet_size), tuple(None for _ in self.upper), zeros(0, 0))
-
-    def forward(self, x: torch.Tensor, text: torch.Tensor, lengths: torch.Tensor, state: SynthesisState | None = None):
+    def start(self, text: torch.Tensor, lengths: torch.Tensor) -> SynthesisState:
+        """The state before the first point of lines writing ``text``: character ids ``(B, U)`` over the
+        alphabet (any value past a line's length) and the lines' ``lengths`` ``(B,)``."""
         from .attention import encode_text
 
-        check_sequence(x, "pen offsets", 3, None if state is None else state.kappa.size(0))
-        if text.dim() != 2 or text.size(0) != x.size(0) or lengths.shape != (x.size(0),):
-            raise ShapeError(f"text must be (B, U) character ids with lengths (B,) for the {x.size(0)} lines of x; "
-                             f"got {tuple(text.shape)} and {tuple(lengths.shape)}")
-        state = state or self.initial_state(x.size(0), x.device, x.dtype)
-        onehot = encode_text(text, lengths, self.alphabet_size).to(x.dtype)
+        if text.dim() != 2 or lengths.shape != (text.size(0),):
+            raise ShapeError(f"text must be (B, U) character ids with lengths (B,); got {tuple(text.shape)} and "
+                             f"{tuple(lengths.shape)}")
+        weight = self.first.weight_ih
+        batch = text.size(0)
+
+        def zeros(*shape):
+            return torch.zeros(batch, *shape, device=weight.device, dtype=weight.dtype)
+
+        onehot = encode_text(text.to(weight.device), lengths.to(weight.device), self.alphabet_size).to(weight.dtype)
+        return SynthesisState(onehot, lengths.to(weight.device), (zeros(self.hidden_size), zeros(self.hidden_size)),
+                              zeros(self.window.gaussians), zeros(self.alphabet_size),
+                              tuple(None for _ in self.upper), zeros(0, 0))
+
+    def forward(self, x: torch.Tensor, state: SynthesisState | None = None):
+        if state is None:
+            raise ShapeError("the synthesis network writes a given text, which travels in its state: call "
+                             "model(x, model.start(text, lengths)), or use Run.write(text)")
+        check_sequence(x, "pen offsets", 3, state.kappa.size(0))
         clip = self.clip_gradients and self.training
-        (h, c), kappa, w = state.first, state.kappa, state.window
+        onehot, (h, c), kappa, w = state.text, state.first, state.kappa, state.window
         hs, ws, phis = [], [], []
         for x_t in x.unbind(1):
             h, c = self.first(torch.cat([x_t, w], dim=-1), (h, c))
@@ -282,4 +298,4 @@ class HandwritingSynthesizer(nn.Module):
         params = self.head(torch.cat(outputs, dim=-1))
         if clip:
             params = _clamp_grad(params, OUTPUT_GRAD_CLIP)
-        return params, SynthesisState((h, c), kappa, w, tuple(finals), torch.stack(phis, dim=1))
+        return params, SynthesisState(onehot, state.lengths, (h, c), kappa, w, tuple(finals), torch.stack(phis, dim=1))

@@ -24,6 +24,14 @@ def state_batch(state) -> int | None:
 
 
 class Recurrent(nn.Module):
+    """A stack of ``num_layers`` recurrent layers of one ``cell`` type (rnn, rnn_relu, lstm, gru):
+    ``x`` ``(B, T, input_size)`` and a state (None: zeros) -> outputs ``(B, T, hidden_size)`` and the state,
+    ``(num_layers, B, hidden_size)`` (LSTM: ``(h, c)``). ``step(x_t (B, input_size), state)`` advances one step.
+
+    ``impl``: "auto" runs torch's fused kernels unless ``peepholes`` need the hand-written cells; "torch" or
+    "cells" force one. ``dropout`` applies between layers; ``forget_bias`` sets the LSTM forget gates' bias.
+    """
+
     def __init__(
         self,
         cell: str,

@@ -16,14 +16,14 @@ MIN_TEMPERATURE = 1e-3
 
 def check_options(temperature: float, top_k: int, top_p: float) -> None:
     if not 0 <= temperature < math.inf:  # NaN fails this too
-        raise UserError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
+        raise UserError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if 0 < temperature < MIN_TEMPERATURE:  # logits / temperature would overflow to inf
-        raise UserError(f"--temperature {temperature:g} is below {MIN_TEMPERATURE:g}, which is greedy in all but "
-                        f"name; use --temperature 0")
+        raise UserError(f"temperature {temperature:g} is below {MIN_TEMPERATURE:g}, which is greedy in all but "
+                        f"name; use temperature 0")
     if top_k < 0:
-        raise UserError(f"--top-k must be >= 0 (0 = no limit), got {top_k}")
+        raise UserError(f"top_k must be >= 0 (0 = no limit), got {top_k}")
     if not 0 < top_p <= 1:
-        raise UserError(f"--top-p must be in (0, 1] (1 = no limit), got {top_p}")
+        raise UserError(f"top_p must be in (0, 1] (1 = no limit), got {top_p}")
 
 
 def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,

@@ -1,5 +1,5 @@
-"""Text -> handwriting with a synthesis run (Graves 2013 §5.3-5.5): batched sampling that stops, the bias,
-priming with a style, and pages of several lines. ``rnnlab write`` is a thin layer over :func:`write_lines`.
+"""Text -> handwriting with a synthesis network (Graves 2013 §5.3-5.5): batched sampling that stops, the
+bias, priming with a style, pages of several lines, and :class:`Handwriting`, what ``Run.write`` returns.
 
 Sampling one batch of lines, each with its own text::
 
@@ -25,18 +25,17 @@ import numpy as np
 import torch
 
 from .attention import finished
-from .data.strokes import absolute_to_offsets, offsets_to_points, thin_strokes
+from .data.strokes import StrokeStats, absolute_to_offsets, offsets_to_points, thin_strokes
 from .data.text import Vocab
 from .errors import UserError
+from .files import write_text
 from .mixture import sample as sample_mixture
-from .tasks.handwriting import stats_of
 
 MAX_BIAS = 10.0  # sigma shrinks by e^-10 and pi is a one-hot long before: larger biases change nothing
 CAP_FACTOR = 3.0  # a line stops after 3x its text's points at the training data's average speed (1% of IAM
                   # lines are slower than 1.7x: 36 points per character against 21.8 on average)
 SUGGESTED_WRAP = 40  # characters: the --wrap an over-long line's error suggests, short of any trained limit
 LINE_SPACING = 1.4  # page layout: baseline-to-baseline distance / the tallest line's height
-STYLES = "styles.json"  # in a run folder: [{"text": ..., "offsets": [[dx, dy, end_of_stroke], ...]}, ...]
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,74 @@ class Style:
 
 
 @dataclass
-class Written:
-    """The output of :func:`write_lines`, one entry per text: offsets ``(N_i, 3)`` in data units, the window
-    weights ``(N_i, U_i + 1)`` over the text's characters and the position past its end, and whether the line
-    ended by Graves' rule (True) or by the cap."""
+class Handwriting:
+    """Lines of pen strokes: what ``Run.write`` (and ``Run.sample`` on a prediction run) returns.
+
+    ``lines``: one ``(N_i, 3)`` float32 array of offsets ``(dx, dy, end_of_stroke)`` per line, in the data's
+    units (y up); ``texts``: what each line writes ("" for an unconditional sample); ``stopped``: whether each
+    line ended by Graves' rule (True) or at the cap of points; ``attention``: the window weights of each line
+    ``(N_i, U_i + 1)`` over its characters and the position past its end, or None (unconditional).
+
+    In a notebook it shows itself as SVG; :meth:`save` writes ``.svg``, ``.png``, ``.json`` or ``.npy``.
+    """
 
     texts: list
     lines: list
-    phi: list
     stopped: list
+    attention: list | None = None
+
+    def page(self) -> tuple[np.ndarray, float | None]:
+        """The drawing: the lines one under the other (:func:`layout_page`) and its writing size; an
+        unconditional sample is drawn as it was sampled (writing size None: from its own extent)."""
+        if self.attention is None and len(self.lines) == 1:
+            return self.lines[0], None
+        return layout_page(self.lines)
+
+    def to_svg(self, stroke_width: float | None = None, color: str = "black") -> str:
+        from .draw import strokes_to_svg
+
+        offsets, size = self.page()
+        return strokes_to_svg(offsets, stroke_width, color, writing_size=size)
+
+    def _repr_svg_(self) -> str:
+        return self.to_svg()
+
+    def save(self, path: str, stroke_width: float | None = None, color: str = "black") -> None:
+        """Write the drawing as ``.svg`` or ``.png``, or the strokes as ``.json`` (``{"lines": [{"text",
+        "offsets", "stopped"}, ...]}``) or ``.npy`` (the drawing's ``(N, 3)`` offsets). The file appears whole
+        or not at all."""
+        from .draw import check_output, save_strokes
+
+        kind = os.path.splitext(path)[1].lower()
+        if kind == ".json":
+            check_output(path)
+            lines = [{"text": t, "offsets": line.round(4).tolist(), "stopped": bool(s)}
+                     for t, line, s in zip(self.texts, self.lines, self.stopped)]
+            write_text(path, json.dumps({"lines": lines}) + "\n")
+        elif kind == ".npy":
+            from .files import atomic_write
+
+            check_output(path)
+            offsets = np.asarray(self.page()[0], dtype=np.float32)
+            atomic_write(path, lambda tmp: _save_npy(tmp, offsets))
+        elif kind in (".svg", ".png"):
+            offsets, size = self.page()
+            save_strokes(offsets, path, stroke_width, color, writing_size=size)
+        else:
+            raise UserError(f"{path}: handwriting is saved as .svg, .png, .json or .npy; pick one of those extensions")
+
+    def save_attention(self, path: str) -> None:
+        """Plot the window weights of every line (time x characters) to ``path`` (.png, .svg or .pdf)."""
+        from .draw import plot_attention
+
+        if self.attention is None:
+            raise UserError("an unconditional sample has no window to plot: only written text does")
+        plot_attention(self, path)
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append .npy to the temporary name
+        np.save(f, array)
 
 
 def split_lines(text: str, wrap: int = 0) -> list[str]:
@@ -93,26 +151,15 @@ def check_bias(bias: float) -> None:
         raise UserError(f"--bias must be between 0 (plain sampling) and {MAX_BIAS:g} (neatest), got {bias}")
 
 
-def load_style(spec: str, run_dir: str, vocab: Vocab, point_stride: int = 1) -> Style:
-    """``spec``: the number of one of the run's built-in styles (written by the model itself), or a JSON file
-    ``{"text", "offsets"}`` of strokes as the data records them, thinned like the training data
-    (``point_stride``)."""
-    if spec.isascii() and spec.isdigit():
-        path, number = os.path.join(run_dir, STYLES), int(spec)
-        styles = _read_styles(path) if os.path.exists(path) else []
-        if not 0 <= number < len(styles):
-            available = f"0 to {len(styles) - 1}" if styles else "none"
-            raise UserError(f"--style {spec}: this model has {len(styles)} built-in styles ({available}); "
-                            f"or give a JSON file with \"text\" and \"offsets\"")
-        style = styles[number]
-    else:
-        style = _read_styles(spec, single=True)[0]
-        style = Style(style.text, thin_strokes(style.offsets, point_stride))
-    vocab.encode(list(style.text), f"the style's text {style.text!r}")
-    return style
+def read_style_file(path: str, point_stride: int = 1) -> Style:
+    """A style from a JSON file ``{"text", "offsets"}`` of strokes as the data records them, thinned like the
+    training data (``point_stride``)."""
+    style = read_styles(path, single=True)[0]
+    return Style(style.text, thin_strokes(style.offsets, point_stride))
 
 
-def _read_styles(path: str, single: bool = False) -> list[Style]:
+def read_styles(path: str, single: bool = False) -> list[Style]:
+    """The styles of a JSON file: a list of ``{"text", "offsets"}`` objects, or one (``single``)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -136,26 +183,27 @@ def _read_styles(path: str, single: bool = False) -> list[Style]:
 
 
 @torch.inference_mode()
-def write_lines(model, config, vocab: Vocab, texts: list[str], bias: float, generator: torch.Generator,
-                style: Style | None = None) -> Written:
-    """Sample every text of ``texts`` as one line of handwriting, in one batch (module docstring)."""
+def write_lines(model, vocab: Vocab, texts: list[str], bias: float, generator: torch.Generator, stats: StrokeStats,
+                chars_per_point: float, style: Style | None = None) -> Handwriting:
+    """Sample every text of ``texts`` as one line of handwriting, in one batch (module docstring): ``model``
+    a ``HandwritingSynthesizer`` over the alphabet ``vocab``, ``stats`` its data's normalisation and
+    ``chars_per_point`` its data's writing speed (the cap of points)."""
     model.eval()
     device = next(model.parameters()).device
-    stats = stats_of(config)
     prefix = style.text + " " if style else ""
     full = [prefix + text for text in texts]
     lengths = torch.tensor([len(t) for t in full], device=device)
     ids = torch.zeros(len(full), int(lengths.max()), dtype=torch.long, device=device)
     for i, t in enumerate(full):
         ids[i, : len(t)] = vocab.encode(list(t), "the text").to(device)
-    caps = torch.tensor([math.ceil(CAP_FACTOR * len(t) / config.chars_per_point) for t in texts],
+    caps = torch.tensor([math.ceil(CAP_FACTOR * len(t) / chars_per_point) for t in texts],
                         device=device)
 
     x = torch.zeros(len(full), 1, 3, device=device)
     if style is not None:  # read the style's strokes as the network's own past
         primer = torch.from_numpy(stats.normalise(style.offsets.astype(np.float32))).to(device)
         x = torch.cat([x, primer.expand(len(full), -1, -1)], dim=1)
-    y, state = model(x, ids, lengths)
+    y, state = model(x, model.start(ids, lengths))
     active = torch.ones(len(full), dtype=torch.bool, device=device)
     by_rule = torch.zeros_like(active)
     points, phis, alive = [], [], []
@@ -169,7 +217,7 @@ def write_lines(model, config, vocab: Vocab, texts: list[str], bias: float, gene
         points.append(point)
         phis.append(state.phi[:, -1])
         alive.append(active.clone())
-        y, state = model(point.unsqueeze(1), ids, lengths, state)
+        y, state = model(point.unsqueeze(1), state)
 
     lines, windows = [], []
     steps = torch.stack(alive, 1).sum(1).tolist() if alive else [0] * len(full)
@@ -182,7 +230,7 @@ def write_lines(model, config, vocab: Vocab, texts: list[str], bias: float, gene
         lines.append(offsets)
         start = len(prefix)  # the window over this line's own characters and the position past its end
         windows.append(phi[i, :n, start : start + len(text) + 1])
-    return Written(list(texts), lines, windows, by_rule.cpu().tolist())
+    return Handwriting(list(texts), lines, by_rule.cpu().tolist(), windows)
 
 
 def layout_page(lines: list[np.ndarray], spacing: float = LINE_SPACING) -> tuple[np.ndarray, float]:

@@ -9,15 +9,12 @@ itself (fixed texts, seeds and bias), not IAM-OnDB strokes: the data's terms for
 """
 
 import argparse
-import json
 import os
-import shutil
 
-from safetensors.torch import load_file
 import torch
 
-from rnnlab import checkpoint
-from rnnlab.writing import STYLES, write_lines
+import rnnlab
+from rnnlab import checkpoint, folder
 
 STYLE_TEXTS = ("a quiet evening", "the early train", "more letters", "by hand")  # short: a primer, not a page
 STYLE_BIAS = 1.0  # neat enough that the primer is legible, loose enough that the hands differ
@@ -38,29 +35,25 @@ def main() -> None:
     p.add_argument("--styles", type=int, default=len(STYLE_TEXTS))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    run = checkpoint.load_run(args.run)
-    out = checkpoint.resolve_run_dir(checkpoint.BUILTIN_HANDWRITING)
-    os.makedirs(out, exist_ok=True)
-    header = checkpoint.read_header(args.run)
+    run = rnnlab.load(args.run)
+    if run.task.generates != "handwriting":
+        raise SystemExit(f"{args.run} holds a {run.task.name} run; the bundled model is a synthesis run")
+    bundle = folder.RunFolder("builtin:handwriting")
+    header = run.folder.read_header()
     # The training data's path is a path on the machine that trained it: ship only the file's name.
     header["config"]["data"] = os.path.basename(header["config"]["data"])
-    checkpoint.write_text(os.path.join(out, checkpoint.CONFIG), json.dumps(header, indent=2) + "\n")
-    shutil.copyfile(os.path.join(args.run, checkpoint.VOCAB), os.path.join(out, checkpoint.VOCAB))
-    weights = load_file(os.path.join(args.run, checkpoint.WEIGHTS))
+    weights, _ = checkpoint.read_weights(run.folder.weights_path)
     half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     meta = {**run.metadata, "source_run": os.path.basename(os.path.abspath(args.run)), "dtype": "float16"}
-    checkpoint.write_safetensors(os.path.join(out, checkpoint.WEIGHTS), half, meta)
-
     styles = []
     generator = torch.Generator().manual_seed(args.seed)
     for text in STYLE_TEXTS[: args.styles]:
-        written = write_lines(run.model, run.config, run.vocab, [text], STYLE_BIAS, generator)
+        written = run.write(text, bias=STYLE_BIAS, seed=generator)
         styles.append({"text": text, "offsets": [[round(float(v), 2) for v in row] for row in written.lines[0]]})
-    checkpoint.write_text(os.path.join(out, STYLES), json.dumps(styles))
     summary = ", ".join(f"{k} {v}" for k, v in sorted(meta.items()))
-    checkpoint.write_text(os.path.join(out, "TERMS.md"), TERMS.format(summary=summary))
-    print(f"bundled {args.run} (step {meta.get('step')}) into {out}: "
-          f"{os.path.getsize(os.path.join(out, checkpoint.WEIGHTS)) / 2**20:.2f} MB of weights, {len(styles)} styles")
+    bundle.write_bundle(header, run.vocab, half, meta, styles, TERMS.format(summary=summary))
+    print(f"bundled {args.run} (step {meta.get('step')}) into {bundle.path}: "
+          f"{os.path.getsize(bundle.weights_path) / 2**20:.2f} MB of weights, {len(styles)} styles")
 
 
 if __name__ == "__main__":

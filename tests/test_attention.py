@@ -1,14 +1,11 @@
-"""Graves' soft window and the synthesis network: against NumPy, against the step-by-step reference, the stop
-rule on hand-made weights, and the order of the training batches."""
+"""rnnlab.attention, Graves' soft window (eqs. 46-51): against a direct NumPy computation in float64, its
+starting speed, and the stop rule on hand-made window weights. The synthesis network that holds the window
+is tested in tests/test_models.py."""
 
 import numpy as np
-import pytest
 import torch
 
 from rnnlab.attention import Window, encode_text, finished, window_weights
-from rnnlab.models import HandwritingSynthesizer
-from rnnlab.reference.synthesis_steps import synthesis_forward
-from rnnlab.train import shuffled_batch
 
 
 def numpy_window(alpha_hat, beta_hat, kappa_hat, kappa_prev, onehot):
@@ -71,57 +68,3 @@ def test_window_weights_are_gaussians_over_the_positions():
     phi = window_weights(torch.tensor([[2.0]]), torch.tensor([[0.5]]), torch.tensor([[3.0]]), 4)
     expected = [2.0 * np.exp(-0.5 * (3.0 - u) ** 2) for u in range(1, 6)]
     np.testing.assert_allclose(phi[0].numpy(), expected, rtol=1e-6)
-
-
-def tiny_synthesizer(seed=0):
-    torch.manual_seed(seed)
-    return HandwritingSynthesizer(alphabet_size=7, hidden_size=12, num_layers=3, mixtures=3, gaussians=2,
-                                  chars_per_step=0.2).double()
-
-
-def test_the_fast_network_equals_the_step_by_step_reference():
-    model = tiny_synthesizer()
-    x = torch.randn(3, 9, 3, dtype=torch.float64)
-    text, lengths = torch.randint(0, 7, (3, 5)), torch.tensor([5, 2, 4])
-    y, state = model(x, text, lengths)
-    y_ref, phi_ref = synthesis_forward(model, x, text, lengths)
-    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(state.phi, phi_ref, rtol=1e-10, atol=1e-10)
-    # and the gradients of every weight
-    grads = torch.autograd.grad(y.square().sum(), list(model.parameters()))
-    grads_ref = torch.autograd.grad(y_ref.square().sum(), list(model.parameters()))
-    for g, g_ref in zip(grads, grads_ref):
-        torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-10)
-
-
-def test_the_state_carries_a_sequence_across_calls():
-    model = tiny_synthesizer()
-    x = torch.randn(2, 8, 3, dtype=torch.float64)
-    text, lengths = torch.randint(0, 7, (2, 4)), torch.tensor([4, 3])
-    whole, _ = model(x, text, lengths)
-    first, state = model(x[:, :5], text, lengths)
-    second, _ = model(x[:, 5:], text, lengths, state)
-    torch.testing.assert_close(torch.cat([first, second], dim=1), whole)
-
-
-def test_bad_text_shapes_are_named():
-    from rnnlab.errors import ShapeError
-
-    model = tiny_synthesizer()
-    with pytest.raises(ShapeError, match="text must be"):
-        model(torch.zeros(2, 4, 3, dtype=torch.float64), torch.zeros(3, 5, dtype=torch.long), torch.tensor([5, 5, 5]))
-
-
-def test_length_buckets_visit_every_line_once_per_epoch_with_less_padding():
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(100, 2000, 1000).tolist()
-    batches = [shuffled_batch(step, 1000, 32, 7, lengths) for step in range(32)]
-    seen = torch.cat(batches).tolist()
-    assert sorted(seen) == list(range(1000))
-    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
-    plain = [shuffled_batch(step, 1000, 32, 7) for step in range(32)]
-    padded_plain = sum(len(b) * max(lengths[i] for i in b) for b in plain)
-    assert padded < 0.7 * padded_plain, (padded, padded_plain)
-    # a pure function of the step, and the next epoch is another order
-    assert torch.equal(shuffled_batch(5, 1000, 32, 7, lengths), batches[5])
-    assert not torch.equal(shuffled_batch(32 + 5, 1000, 32, 7, lengths), batches[5])

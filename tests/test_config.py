@@ -1,16 +1,20 @@
-"""Configuration (preset -> TOML -> --set -> flags), learning-rate schedules and optimiser construction."""
+"""Configuration (``rnnlab/config.py``): preset -> TOML -> --set -> explicit values, type coercion, unknown keys
+that list the valid ones, values refused before any work (through the command line too), and the TOML that
+``to_toml`` writes reading back to the same config for every preset of every task."""
 
 import dataclasses
-import math
+import os
 import re
 
 import pytest
-import torch
 
-from rnnlab.config import parse_set, resolve
+from rnnlab.config import load_toml, override, parse_set, resolve, to_toml
 from rnnlab.errors import UserError
-from rnnlab.optim import Schedule, build_optimizer
+from rnnlab.tasks import TASKS
 from rnnlab.tasks.charlm import PRESETS, Config
+
+from conftest import fails
+from tiny_runs import train_args
 
 
 def write_toml(tmp_path, text: str) -> str:
@@ -20,7 +24,7 @@ def write_toml(tmp_path, text: str) -> str:
 
 
 def test_resolve_applies_preset_then_toml_then_set_then_extra(tmp_path):
-    base = PRESETS["char-rnn"]
+    base = PRESETS["char-rnn"].config
     toml = write_toml(tmp_path, 'hidden_size = 64\nlr = 0.01\ncell = "gru"\nseq_len = 20\n')
     config = resolve(PRESETS, "char-rnn", toml, ["lr=0.005", "seq_len=30", "num_layers=1"], {"seq_len": 40})
     assert config.hidden_size == 64       # TOML over the preset
@@ -34,11 +38,11 @@ def test_resolve_applies_preset_then_toml_then_set_then_extra(tmp_path):
     for f in dataclasses.fields(Config):
         if f.name not in changed:
             assert getattr(config, f.name) == getattr(base, f.name), f.name
-    assert PRESETS["char-rnn"].hidden_size == 128 and PRESETS["char-rnn"].cell == "lstm"
+    assert PRESETS["char-rnn"].config.hidden_size == 128 and PRESETS["char-rnn"].config.cell == "lstm"
 
 
 def test_resolve_with_only_a_preset_returns_it():
-    assert resolve(PRESETS, "min-char-rnn") == PRESETS["min-char-rnn"]
+    assert resolve(PRESETS, "min-char-rnn") == PRESETS["min-char-rnn"].config
 
 
 def test_set_values_are_coerced_to_the_field_types():
@@ -126,100 +130,73 @@ def test_invalid_values_are_rejected_after_overrides(item, message):
         resolve(PRESETS, "char-rnn", sets=[item])
 
 
-# Schedules ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("task, preset", [(task, preset) for task in TASKS for preset in TASKS[task].presets])
+def test_to_toml_reads_back_to_the_same_config(tmp_path, task, preset):
+    config = TASKS[task].presets[preset].config
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config), encoding="utf-8")
+    assert override(TASKS[task].Config(), load_toml(str(path)), str(path)) == config
 
 
-def schedule(steps_per_epoch: int = 10, total_steps: int = 100, **fields) -> Schedule:
-    return Schedule(Config(**fields), steps_per_epoch, total_steps)
+def test_to_toml_strings_survive_quotes_backslashes_and_unicode(tmp_path):
+    config = dataclasses.replace(PRESETS["char-rnn"].config, data='C:\\runs\\"q" caf\u00e9\n\ttab\x01')
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config), encoding="utf-8")
+    assert load_toml(str(path))["data"] == config.data
+    assert len(to_toml(config).splitlines()) == len(dataclasses.fields(Config))  # one line per key, none broken
 
 
-def test_constant_schedule():
-    s = schedule(lr=0.03, lr_schedule="constant")
-    assert [s.lr(step) for step in (0, 1, 57, 99, 1000)] == [0.03] * 5
+# Through the command line: one line, exit status 2, and the run folder never made --------------------------
 
 
-def test_step_schedule_is_zarembas_formula():
-    lr, decay, decay_after, per_epoch = 1.0, 0.5, 4, 10
-    s = schedule(per_epoch, 200, lr=lr, lr_decay=decay, decay_after=decay_after, lr_schedule="step")
-    for step in (0, 9, 10, 29, 30, 39, 40, 41, 49, 50, 59, 60, 95, 199):
-        epoch = step // per_epoch
-        assert s.lr(step) == pytest.approx(lr * decay ** max(epoch + 1 - decay_after, 0), rel=1e-12), step
-    # decay_after epochs (0 to 3) run at the full lr, then each new epoch halves it, as in the TF PTB tutorial.
-    assert s.lr(39) == 1.0 and s.lr(40) == 0.5 and s.lr(50) == 0.25 and s.lr(199) == 0.5 ** 16
+def test_unknown_preset_config_key_and_set_key(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    fails(capsys, ["train", "charlm", "--out", out, "--preset", "gpt-5"], "unknown preset 'gpt-5'", "char-rnn",
+          "min-char-rnn", "shakespeare-gru", "shakespeare-lstm")
+    toml = tmp_path / "c.toml"
+    toml.write_text("hiden_size = 64\n")
+    fails(capsys, ["train", "charlm", "--out", out, "--config", str(toml)], "unknown config key hiden_size",
+          "hidden_size")
+    fails(capsys, ["train", "charlm", "--out", out, "--set", "learning_rate=0.1"], "learning_rate", "valid keys",
+          "lr")
+    fails(capsys, ["train", "charlm", "--out", out, "--set", "lr=fast"], "lr must be float")
+    fails(capsys, ["train", "charlm", "--out", out, "--set", "optimizer=lion"], "adamw")
+    assert not os.path.exists(out)
 
 
-def test_cosine_starts_at_lr_and_ends_at_min_lr():
-    s = schedule(10, 100, lr=2e-3, min_lr=1e-4, lr_schedule="cosine")
-    assert s.lr(0) == pytest.approx(2e-3, rel=1e-12)
-    assert s.lr(50) == pytest.approx((2e-3 + 1e-4) / 2, rel=1e-12)
-    assert s.lr(100) == pytest.approx(1e-4, rel=1e-12)
-    assert s.lr(150) == pytest.approx(1e-4, rel=1e-12)  # stays at the floor past the end
-    lrs = [s.lr(step) for step in range(101)]
-    assert all(a > b for a, b in zip(lrs, lrs[1:]))  # strictly decreasing over the run
+@pytest.mark.parametrize("setting, expected", [
+    ("lr=nan", "lr must be a finite number"),
+    ("lr=0", "lr must be positive"),
+    ("clip=nan", "clip must be a finite number"),
+    ("min_lr=nan", "min_lr must be a finite number"),
+    ("forget_bias=inf", "forget_bias must be a finite number"),
+    ("momentum=-1", "momentum must not be negative"),
+    ("eps=-1", "eps must not be negative"),
+    ("weight_decay=-1", "weight_decay must not be negative"),
+    ("alpha=2", "alpha (RMSprop's smoothing constant) must be in [0, 1), got 2.0"),
+    ("log_interval=0", "log_interval must be at least 1"),
+    ("save_interval=-1", "save_interval must not be negative"),
+    ("embedding_size=-1", "embedding_size must not be negative"),
+    ("init_scale=-1", "init_scale must be positive"),
+    ("seed=-1", "seed must be in [0, 2**63)"),
+    (f"seed={2**63}", "seed must be in [0, 2**63)"),
+])
+def test_config_values_that_would_fail_later_are_refused_up_front(tmp_path, capsys, text_file, setting, expected):
+    fails(capsys, train_args(text_file, str(tmp_path / "out"), setting), expected)
+    assert not os.path.exists(tmp_path / "out")
 
 
-def test_plateau_drops_after_patience_plus_one_bad_evaluations():
-    s = schedule(lr=0.1, lr_decay=0.5, plateau_patience=2, lr_schedule="plateau")
-    lrs = []
-    for loss in [3.0, 2.0, 2.5, 2.1, 2.0, 1.5, 1.6, 1.6, 1.6, 1.4]:
-        s.observe(loss)
-        lrs.append(s.lr(0))
-    # Not improving on 2.0: 2.5, 2.1, 2.0 (equal is not better) -> the third drops; 1.5 improves;
-    # 1.6 x 3 drops again; 1.4 improves and keeps the lr.
-    assert lrs == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025], rel=1e-12)
-
-
-def test_plateau_with_zero_patience_drops_on_every_bad_evaluation():
-    s = schedule(lr=1.0, lr_decay=0.1, plateau_patience=0, lr_schedule="plateau")
-    for loss in [1.0, 1.1, 1.2]:
-        s.observe(loss)
-    assert s.lr(0) == pytest.approx(0.01, rel=1e-12)
-
-
-def test_other_schedules_ignore_observations():
-    s = schedule(lr=0.1, lr_decay=0.5, plateau_patience=0, lr_schedule="constant")
-    for loss in [1.0, 2.0, 3.0, 4.0]:
-        s.observe(loss)
-    assert s.lr(0) == 0.1
-
-
-def test_schedule_state_dict_round_trip():
-    s = schedule(lr=0.1, lr_decay=0.5, plateau_patience=1, lr_schedule="plateau")
-    for loss in [2.0, 2.1, 2.2, 2.3]:
-        s.observe(loss)
-    state = s.state_dict()
-    assert state == {"plateau_factor": 0.5, "best": 2.0, "bad": 1}
-    t = schedule(lr=0.1, lr_decay=0.5, plateau_patience=1, lr_schedule="plateau")
-    t.load_state_dict(state)
-    assert t.state_dict() == state and t.lr(0) == s.lr(0) == 0.05
-    # The restored schedule continues exactly as the original: one more bad evaluation drops the lr.
-    for sched in (s, t):
-        sched.observe(2.4)
-    assert s.lr(0) == t.lr(0) == 0.025
-    fresh = schedule(lr=0.1)
-    assert fresh.state_dict() == {"plateau_factor": 1.0, "best": math.inf, "bad": 0}
-
-
-# Optimisers -----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "name, cls, expected",
-    [
-        ("sgd", torch.optim.SGD, {"lr": 0.3, "momentum": 0.9, "weight_decay": 1e-4}),
-        ("adam", torch.optim.Adam, {"lr": 0.3, "eps": 1e-6, "weight_decay": 1e-4}),
-        ("adamw", torch.optim.AdamW, {"lr": 0.3, "eps": 1e-6, "weight_decay": 1e-4}),
-        ("rmsprop", torch.optim.RMSprop,
-         {"lr": 0.3, "alpha": 0.95, "eps": 1e-6, "momentum": 0.9, "centered": True, "weight_decay": 1e-4}),
-        ("adagrad", torch.optim.Adagrad, {"lr": 0.3, "eps": 1e-6, "weight_decay": 1e-4}),
-    ],
-)
-def test_build_optimizer_class_and_hyper_parameters(name, cls, expected):
-    config = Config(optimizer=name, lr=0.3, momentum=0.9, alpha=0.95, eps=1e-6, centered=True, weight_decay=1e-4)
-    params = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2, 2))]
-    opt = build_optimizer(params, config)
-    assert type(opt) is cls
-    group = opt.param_groups[0]
-    assert group["params"] == params
-    for key, value in expected.items():
-        assert group[key] == value, key
+@pytest.mark.parametrize("content, expected", [
+    ("hidden_size = [1, 2]\n", "hidden_size must be int"),
+    ("hidden_size = true\n", "hidden_size must be int"),
+    ("hidden_size = 1979-05-27\n", "hidden_size must be int"),
+    ("[model]\nhidden_size = 3\n", "unknown config key model"),
+    (b"lr = 0.1 # caf\xe9\n", "not valid TOML"),
+    (b"\x89PNG\r\n\x1a\n\x00", "not valid TOML"),
+])
+def test_bad_config_files(tmp_path, capsys, content, expected):
+    toml = tmp_path / "c.toml"
+    toml.write_bytes(content if isinstance(content, bytes) else content.encode())
+    fails(capsys, ["train", "charlm", "--out", str(tmp_path / "out"), "--config", str(toml)], expected)
+    fails(capsys, ["train", "charlm", "--out", str(tmp_path / "out"), "--config", str(tmp_path)], "is a folder")
+    assert not os.path.exists(tmp_path / "out")

@@ -158,11 +158,11 @@ def test_trained_lstm_recalls_across_forty_steps_where_the_rnn_does_not():
 
 
 def test_plot_draws_both_curves_scaled_on_a_log_scale(tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
+    import rnnlab.draw
 
     figures = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig: (figures.append(fig), real_close(fig)))
+    make_figure = rnnlab.draw._figure
+    monkeypatch.setattr(rnnlab.draw, "_figure", lambda **kw: figures.append(make_figure(**kw)) or figures[-1])
     result = {"cell": "rnn", "length": 5, "steps": 300, "untrained": [1e-8, 1e-6, 1e-4, 1e-2, 1.0],
               "trained": [1e-3, 1e-2, 1e-1, 0.5, 2.0], "untrained_ratio": 1e-8, "trained_ratio": 5e-4,
               "accuracy": 0.5, "learned": False}

@@ -112,12 +112,12 @@ def test_language_model_forget_bias_survives_uniform_init():
 
 def test_min_char_rnn_init_draws_weights_from_a_narrow_normal_and_zeroes_biases():
     # min-char-rnn: Wxh, Whh, Why = randn * 0.01, biases zero.
-    from rnnlab.tasks import charlm
+    from rnnlab.tasks.charlm import CharLM
 
-    config = charlm.PRESETS["min-char-rnn"]
+    config = CharLM.presets["min-char-rnn"].config
     assert (config.init, config.init_scale) == ("normal", 0.01)
     torch.manual_seed(0)
-    model = charlm.build_model(config, Vocab(list("abcdefghij"), "char"))
+    model = CharLM.build_model(config, Vocab(list("abcdefghij"), "char"))
     weights = [p for p in model.parameters() if p.dim() >= 2]
     biases = [p for p in model.parameters() if p.dim() == 1]
     assert weights and biases and all(torch.count_nonzero(b) == 0 for b in biases)

@@ -177,11 +177,11 @@ def test_generate_rejects_empty_prime():
 
 @pytest.mark.parametrize(
     "temperature, top_k, top_p, message",
-    [(-0.1, 0, 1.0, "--temperature must be >= 0 (0 = greedy), got -0.1"),
-     (1.0, -1, 1.0, "--top-k must be >= 0 (0 = no limit), got -1"),
-     (1.0, 0, 0.0, "--top-p must be in (0, 1] (1 = no limit), got 0.0"),
-     (1.0, 0, 1.5, "--top-p must be in (0, 1] (1 = no limit), got 1.5"),
-     (1.0, 0, -0.2, "--top-p must be in (0, 1] (1 = no limit), got -0.2")],
+    [(-0.1, 0, 1.0, "temperature must be >= 0 (0 = greedy), got -0.1"),
+     (1.0, -1, 1.0, "top_k must be >= 0 (0 = no limit), got -1"),
+     (1.0, 0, 0.0, "top_p must be in (0, 1] (1 = no limit), got 0.0"),
+     (1.0, 0, 1.5, "top_p must be in (0, 1] (1 = no limit), got 1.5"),
+     (1.0, 0, -0.2, "top_p must be in (0, 1] (1 = no limit), got -0.2")],
 )
 def test_check_options_rejects_bad_values(temperature, top_k, top_p, message):
     with pytest.raises(UserError, match=re.escape(message)):

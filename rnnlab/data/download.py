@@ -1,5 +1,5 @@
 """Fetch the public datasets into a cache, with progress, a sha256 check, and no partial file left under
-its final name (each file is written to a temporary name and renamed once its checksum matches).
+its final name (each file is written by ``files.atomic_write``, and renamed only once its checksum matches).
 
 The cache is ``$RNNLAB_DATA``, else ``~/.cache/rnnlab``; dataset NAME lives in ``CACHE/NAME/``.
 ``$RNNLAB_DATA_MIRROR`` (a base URL holding ``NAME/FILE``) replaces the canonical addresses, for a local
@@ -17,6 +17,7 @@ import urllib.request
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +92,25 @@ def download(name: str, root: str | None = None) -> str:
 
 
 def _fetch(url: str, path: str, digest: str) -> None:
-    tmp = f"{path}.part-{os.getpid()}"
-    hasher = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(path), disable=None) as bar:
-                for chunk in iter(lambda: response.read(CHUNK), b""):
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    bar.update(len(chunk))
-                received = out.tell()
+    """Download ``url`` to ``path`` through ``files.atomic_write``: the file appears under its name only once
+    it is complete and its sha256 is ``digest``."""
+    def write(tmp):
+        hasher = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(path), disable=None) as bar:
+                    for chunk in iter(lambda: response.read(CHUNK), b""):
+                        out.write(chunk)
+                        hasher.update(chunk)
+                        bar.update(len(chunk))
+                    received = out.tell()
+        except ValueError as e:  # a malformed URL, e.g. from RNNLAB_DATA_MIRROR
+            raise UserError(f"could not download {url}: the address is not a valid URL ({e})") from None
+        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError) as e:
+            reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
+            raise UserError(f"could not download {url} ({reason}); check the network, or download the files "
+                            f"yourself and pass --data PATH") from None
         if total is not None and received != total:
             raise UserError(f"could not download {url} (the connection closed after {received} of {total} bytes); "
                             f"nothing was saved, try again")
@@ -109,14 +118,6 @@ def _fetch(url: str, path: str, digest: str) -> None:
             raise UserError(f"checksum mismatch for {url}: expected sha256 {digest}, got {hasher.hexdigest()}; "
                             f"the server sent a different file. Nothing was saved; try again later or use a "
                             f"local copy with --data PATH")
-        os.replace(tmp, path)
-        log.info("%s: downloaded from %s, checksum ok", path, url)
-    except ValueError as e:  # a malformed URL, e.g. from RNNLAB_DATA_MIRROR
-        raise UserError(f"could not download {url}: the address is not a valid URL ({e})") from None
-    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError) as e:
-        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
-        raise UserError(f"could not download {url} ({reason}); check the network, or download the files "
-                        f"yourself and pass --data PATH") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write(path, write)
+    log.info("%s: downloaded from %s, checksum ok", path, url)

@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 
 from ..errors import UserError
+from ..files import atomic_write
 from .download import cache_dir
 from .strokes import MAX_STEP_LENGTH, VALID_FRACTION, Line, ReadReport, StrokeStats, layout_root, read_iamondb, split_by_form
 
@@ -129,17 +130,15 @@ def _open_tar(archive: str) -> tarfile.TarFile:
 def _save_npz(path: str, lines: list[Line], report: ReadReport) -> None:
     """Ragged lines as one (sum N, 3) array cut at ``bounds`` (L + 1,); strings as unicode arrays: no pickle."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.part-{os.getpid()}"
-    try:
+
+    def write(tmp):
         with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the temporary name
             np.savez(f, version=np.int64(CACHE_VERSION), offsets=np.concatenate([l.offsets for l in lines]),
                      bounds=np.cumsum([0] + [len(l.offsets) for l in lines]), form_ids=np.array([l.form_id for l in lines]),
                      line_ids=np.array([l.line_id for l in lines]), texts=np.array([l.text for l in lines]),
                      report=np.array(json.dumps(asdict(report))))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write(path, write)
     log.info("cached %d lines in %s", len(lines), path)
 
 

@@ -2,7 +2,7 @@
 
 This is how most public implementations run it, and how §5 reads: at each step t, layer 1, then the window,
 then layers 2 and 3, then the output. It shares ``HandwritingSynthesizer``'s weights (torch's LSTM cells on
-the same tensors), so it is the reference the fast model is tested against (tests/test_attention.py) and the
+the same tensors), so it is the reference the fast model is tested against (tests/test_models.py) and the
 baseline (a) of ``benchmarks/handwriting_step.py``. The fast model runs only layer 1 and the window in its
 step loop and layers 2.. over the whole sequence at once; the numbers must not change.
 """

@@ -1,12 +1,14 @@
-"""Tasks: the glue between data, a model, its loss, its metrics and its sampling. A plain dict, no registry magic.
-
-Every task module provides ``NAME``, ``Config`` (a TrainConfig dataclass), ``PRESETS``, ``DEFAULT_PRESET``,
-``Task`` (data, batches, loss and evaluation for train.py), ``build_model(config, vocab)`` and
-``evaluate_run(run, data, split)``. A task that samples also has one of ``default_prime(vocab)`` (text:
-``rnnlab sample`` prints from it) or ``write(model, config, points, bias, generator)`` (strokes: ``rnnlab
-sample -o`` draws them); the CLI asks which with ``hasattr``.
+"""Tasks: the glue between data, a model, its loss, its metrics and what it generates. Each is a class that
+implements the protocol of ``base.Task``; ``TASKS`` is a plain dict of them by name, no registry magic.
 """
 
-from . import charlm, classify, handwriting, wordlm
+from .base import Preset, Task
+from .charlm import CharLM
+from .classify import Classify
+from .handwriting import Prediction
+from .synthesis import Synthesis
+from .wordlm import WordLM
 
-TASKS = {"charlm": charlm, "wordlm": wordlm, "classify": classify, "handwriting": handwriting}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (CharLM, WordLM, Classify, Prediction, Synthesis)}
+
+__all__ = ["TASKS", "Preset", "Task"]

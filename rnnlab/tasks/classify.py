@@ -19,12 +19,12 @@ from ..data.text import Vocab
 from ..errors import UserError
 from ..models import SequenceClassifier
 from ..recurrent import CELL_TYPES
+from ..data.order import shuffled_batch
 from ..shapes import check_labels
-from ..train import shuffled_batch
+from .base import Preset, Task
 
 log = logging.getLogger(__name__)
 
-NAME = "classify"
 TOYS = ("bit-pair", "adding", "copy")
 SCORED = {"step": "one label per step ('labels')", "sequence": "one label or target per sequence ('label', 'target')"}
 TOY_BYTES_PER_STEP = 24     # inputs, labels and the generator's temporaries, per sequence step (bit-pair, the most)
@@ -86,23 +86,18 @@ class Config(TrainConfig):
 
 _TOY = dict(optimizer="adam", lr=1e-2, clip=1.0, batch_size=32, eval_interval=0, log_interval=20)
 PRESETS = {
-    "bit-pair": Config(toy="bit-pair", seq_len=20, hidden_size=16, epochs=4, **_TOY),
-    "adding": Config(toy="adding", seq_len=30, hidden_size=32, train_size=4000, epochs=8, **{**_TOY, "lr": 5e-3}),
+    "bit-pair": Preset(Config(toy="bit-pair", seq_len=20, hidden_size=16, epochs=4, **_TOY),
+                       "rnnlab's per-step labelling check: class = 2 x previous bit + current bit"),
+    "adding": Preset(Config(toy="adding", seq_len=30, hidden_size=32, train_size=4000, epochs=8,
+                            **{**_TOY, "lr": 5e-3}),
+                     "Hochreiter & Schmidhuber 1997's adding problem, T = 30: one number per sequence"),
     # Delay 40: the vanilla RNN stays at chance (1/8) while the LSTM and the GRU recall every symbol
     # (tests/test_classify.py). A forget-gate bias of 3 keeps the LSTM's memory open from the first step,
     # which a delay this long needs to be learned in 1,250 steps (Gers et al. 2000; Tallec & Ollivier 2018).
-    "copy": Config(toy="copy", symbols=8, copy_length=3, delay=40, hidden_size=64, train_size=4000, epochs=10,
-                   forget_bias=3.0, **{**_TOY, "lr": 5e-3}),
+    "copy": Preset(Config(toy="copy", symbols=8, copy_length=3, delay=40, hidden_size=64, train_size=4000,
+                          epochs=10, forget_bias=3.0, **{**_TOY, "lr": 5e-3}),
+                   "the copy (delayed recall) task of Hochreiter & Schmidhuber 1997, delay 40, 8 symbols"),
 }
-DEFAULT_PRESET = "bit-pair"
-
-
-def build_model(config: Config, vocab: Vocab) -> SequenceClassifier:
-    return SequenceClassifier(
-        max(len(vocab.labels), 1), cell=config.cell, hidden_size=config.hidden_size, num_layers=config.num_layers,
-        vocab_size=len(vocab.tokens), embedding_size=config.embedding_size, feature_size=vocab.features,
-        dropout=config.dropout, forget_bias=config.forget_bias,
-    )
 
 
 def load_data(config: Config, vocab: Vocab | None = None) -> tuple[seqs.Sequences, seqs.Sequences, Vocab]:
@@ -153,8 +148,31 @@ def outputs_and_labels(model, batch: dict, per_step: bool):
     return out[torch.arange(out.size(0), device=out.device), last], labels
 
 
-class Task:
-    """Shuffled mini-batches of whole sequences (no state carried between them); see train.py's protocol."""
+class Classify(Task):
+    """Shuffled mini-batches of whole sequences (no state carried between them).
+
+    Models: ``model(inputs, state=None) -> (outputs (B, T, C), state)``: token ids ``(B, T)`` or feature
+    vectors ``(B, T, F)`` in, a class logit vector (or one number, for regression) per step out.
+    """
+
+    name = "classify"
+    Config = Config
+    presets = PRESETS
+    default_preset = "bit-pair"
+    generates = ""
+    model_signature = "model(inputs (B, T) ids or (B, T, F) features, state=None) -> (outputs (B, T, C), state)"
+
+    @classmethod
+    def loss_unit(cls, vocab: Vocab) -> str:
+        return "nats per label" if vocab.labels else "mean squared error"  # no classes: a number per sequence
+
+    @classmethod
+    def build_model(cls, config: Config, vocab: Vocab) -> SequenceClassifier:
+        return SequenceClassifier(
+            max(len(vocab.labels), 1), cell=config.cell, hidden_size=config.hidden_size,
+            num_layers=config.num_layers, vocab_size=len(vocab.tokens), embedding_size=config.embedding_size,
+            feature_size=vocab.features, dropout=config.dropout, forget_bias=config.forget_bias,
+        )
 
     def __init__(self, config: Config, vocab: Vocab | None = None):
         self.config = config
@@ -179,6 +197,36 @@ class Task:
 
     def evaluate(self, model) -> dict:
         return evaluate_set(model, self.valid, self.vocab, self.config.batch_size, adding_baseline(self.config))
+
+    @classmethod
+    def evaluate_run(cls, run, data: str | None = None, split: str = "valid") -> dict:
+        """Score the run's validation set, or every sequence of the JSONL file ``data``."""
+        if split != "valid":
+            raise UserError("a classify run has one held-out set: use --split valid, or --data FILE to score a file")
+        if data is None:
+            _, valid, _ = load_data(run.config, run.vocab)
+        else:
+            valid, _, _ = seqs.read_jsonl(data, run.vocab)  # the run's ids: a subset of its tokens and classes is fine
+            check_scored(valid, run.config, data)
+        result = evaluate_set(run.model, valid, run.vocab, run.config.batch_size,
+                              adding_baseline(run.config) if data is None else None)
+        return {**result, "data": data or run.config.data or run.config.toy}
+
+    @classmethod
+    def describe(cls, result: dict, vocab: Vocab) -> str:
+        """Accuracy and the confusion matrix (classes), or the mean squared error (numbers)."""
+        if "mse" in result:
+            baseline = result.get("baseline_mse")
+            shown = f" (always answering 1: {baseline:.5f})" if baseline is not None else ""
+            return (f"{result['data']}: mean squared error {result['mse']:.5f}{shown} over {result['sequences']:,} "
+                    f"sequences")
+        names = vocab.labels
+        width = max(len(n) for n in names) + 1
+        rows = [f"{result['data']}: accuracy {result['accuracy']:.4f} ({result['tokens']:,} scored), "
+                f"loss {result['loss']:.4f}", "confusion (rows: true, columns: predicted)",
+                " " * width + "".join(f"{n[:8]:>9}" for n in names)]
+        rows += [f"{name:<{width}}" + "".join(f"{c:>9,}" for c in row) for name, row in zip(names, result["confusion"])]
+        return "\n".join(rows)
 
 
 def check_scored(data: seqs.Sequences, config: Config, source: str) -> str:
@@ -223,17 +271,3 @@ def evaluate_set(model, data: seqs.Sequences, vocab: Vocab, batch_size: int, bas
     correct = int(confusion.diag().sum())
     return {"loss": total_loss / scored, "accuracy": correct / scored, "tokens": scored,
             "confusion": confusion.tolist()}
-
-
-def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
-    """Score the run's validation set, or every sequence of the JSONL file ``data``."""
-    if split != "valid":
-        raise UserError("a classify run has one held-out set: use --split valid, or --data FILE to score a file")
-    if data is None:
-        _, valid, _ = load_data(run.config, run.vocab)
-    else:
-        valid, _, _ = seqs.read_jsonl(data, run.vocab)  # the run's ids: a subset of its tokens and classes is fine
-        check_scored(valid, run.config, data)
-    result = evaluate_set(run.model, valid, run.vocab, run.config.batch_size,
-                          adding_baseline(run.config) if data is None else None)
-    return {**result, "data": data or run.config.data or run.config.toy}

@@ -1,7 +1,8 @@
-"""What every language-model task shares: the model config, truncated-BPTT batches, the loss, and
-streaming evaluation. ``charlm`` and ``wordlm`` add their data and their metrics.
+"""What every language-model task shares: the model config, truncated-BPTT batches, the loss, streaming
+evaluation and sampling. ``charlm`` and ``wordlm`` add their data and their metrics.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 import math
 
@@ -13,7 +14,8 @@ from ..data.text import TokenStream, Vocab
 from ..errors import UserError
 from ..models import INIT_SCHEMES, RNNLanguageModel
 from ..recurrent import CELL_TYPES
-from ..sampling import generate
+from ..sampling import check_options, generate
+from .base import Task
 
 PREVIEW_TEMPERATURE = 0.8  # the sample printed at each evaluation: below 1 it shows what the model is sure of
 
@@ -46,14 +48,6 @@ class LMConfig(TrainConfig):
                             f"hidden_size (got {self.embedding_size} and {self.hidden_size}); set both alike")
 
 
-def build_model(config: LMConfig, vocab: Vocab) -> RNNLanguageModel:
-    return RNNLanguageModel(
-        len(vocab), cell=config.cell, hidden_size=config.hidden_size, num_layers=config.num_layers,
-        embedding_size=config.embedding_size, dropout=config.dropout, forget_bias=config.forget_bias,
-        init=config.init, init_scale=config.init_scale, tied=config.tied,
-    )
-
-
 def eval_stream(ids: torch.Tensor, config: LMConfig, rows: int | None = None) -> TokenStream:
     """Rows for streaming evaluation: ``rows`` (default up to ``batch_size``), each at least one window long."""
     rows = rows or config.batch_size
@@ -75,8 +69,24 @@ def evaluate_stream(model: torch.nn.Module, stream: TokenStream) -> dict:
     return {"loss": total.item() / stream.tokens, "tokens": stream.tokens}
 
 
-class LMTask:
-    """Training data as a TBPTT stream (see ``train.py`` for the task protocol); a subclass sets ``self.valid``."""
+class LMTask(Task):
+    """Training data as a TBPTT stream; a subclass reads its data, sets ``self.valid`` and adds its metrics.
+
+    Models: ``model(tokens (B, T) long, state) -> (logits (B, T, V), state)``, ``state`` None or the LSTM's
+    ``(h, c)`` / the RNN's and GRU's ``h``, each ``(num_layers, B, hidden_size)``; ``model.step(tokens (B,),
+    state)`` advances one token (sampling).
+    """
+
+    generates = "text"
+    model_signature = "model(tokens (B, T) long, state=None) -> (logits (B, T, vocab), state)"
+
+    @classmethod
+    def build_model(cls, config: LMConfig, vocab: Vocab) -> RNNLanguageModel:
+        return RNNLanguageModel(
+            len(vocab), cell=config.cell, hidden_size=config.hidden_size, num_layers=config.num_layers,
+            embedding_size=config.embedding_size, dropout=config.dropout, forget_bias=config.forget_bias,
+            init=config.init, init_scale=config.init_scale, tied=config.tied,
+        )
 
     def __init__(self, config: LMConfig, vocab: Vocab, train_ids: torch.Tensor):
         self.config = config
@@ -109,17 +119,36 @@ class LMTask:
     def evaluate(self, model) -> dict:
         return self.metrics(evaluate_stream(model, self.valid))
 
-    def metrics(self, result: dict) -> dict:
+    @classmethod
+    def metrics(cls, result: dict) -> dict:
         """Add the task's derived figures (bits per char, perplexity) to a loss in nats per token."""
         return result
 
-    def preview(self, model, step: int = 0, run_dir: str | None = None) -> str:
+    def preview(self, model, step: int = 0, folder=None) -> str:
         if not self.config.preview_length:
             return ""
         generator = torch.Generator(next(model.parameters()).device).manual_seed(self.config.seed)
         prime = default_prime(self.vocab)
         ids = generate(model, prime, self.config.preview_length, temperature=PREVIEW_TEMPERATURE, generator=generator)
         return self.vocab.decode(prime.tolist()) + self.vocab.decode(list(ids))
+
+    @classmethod
+    def sample_text(cls, model, config, vocab: Vocab, prime: str, length: int, temperature: float = 1.0,
+                    top_k: int = 0, top_p: float = 1.0, generator=None) -> Iterator[str]:
+        """The prime ("" = a fresh line: a newline, or <eos>), then ``length`` sampled tokens, as text pieces."""
+        check_options(temperature, top_k, top_p)
+        if length < 0:
+            raise UserError(f"length must be >= 0, got {length}")
+        if prime and not vocab.tokenize(prime):
+            raise UserError("the prime holds no token (only spaces); give at least one word, or leave it out")
+        ids = default_prime(vocab) if not prime else vocab.encode(vocab.tokenize(prime), "the prime")
+        return cls._stream(model, vocab, ids, length, temperature, top_k, top_p, generator)
+
+    @staticmethod
+    def _stream(model, vocab, ids, length, temperature, top_k, top_p, generator) -> Iterator[str]:
+        yield vocab.decode(ids.tolist())
+        for token in generate(model, ids, length, temperature, top_k, top_p, generator):
+            yield vocab.piece(token)
 
 
 def default_prime(vocab: Vocab) -> torch.Tensor:

@@ -21,12 +21,11 @@ from ..data.text import Vocab
 from ..data.words import load_corpus
 from ..errors import UserError
 from ..config import at_least
-# build_model and default_prime are this task's own: the task protocol of tasks/__init__.py
-from .lm import LMConfig, LMTask, bits, build_model, default_prime, eval_stream, evaluate_stream  # noqa: F401
+from .base import Preset
+from .lm import LMConfig, LMTask, bits, eval_stream, evaluate_stream
 
 log = logging.getLogger(__name__)
 
-NAME = "wordlm"
 WORD_CORPORA = ("ptb", "wikitext-2")  # the datasets of download.DATASETS laid out as three word splits
 
 
@@ -51,22 +50,24 @@ def _zaremba(hidden, seq_len, init_scale, max_grad_norm, max_epoch, epochs, keep
     )
 
 
+_ZAREMBA = "Zaremba et al. 2014, Table 1 / the TF PTB tutorial's"
 PRESETS = {
-    # Zaremba et al. 2014, Table 1 / the TF tutorial's SmallConfig, MediumConfig, LargeConfig.
-    "zaremba-small": _zaremba(200, 20, 0.1, 5, 4, 13, 1.0, 0.5),
-    "zaremba-medium": _zaremba(650, 35, 0.05, 5, 6, 39, 0.5, 0.8),
-    "zaremba-large": _zaremba(1500, 35, 0.04, 10, 14, 55, 0.35, 1 / 1.15),
+    "zaremba-small": Preset(_zaremba(200, 20, 0.1, 5, 4, 13, 1.0, 0.5),
+                            f"{_ZAREMBA} SmallConfig: 2x200 LSTM, no dropout"),
+    "zaremba-medium": Preset(_zaremba(650, 35, 0.05, 5, 6, 39, 0.5, 0.8),
+                             f"{_ZAREMBA} MediumConfig: 2x650, dropout 0.5"),
+    "zaremba-large": Preset(_zaremba(1500, 35, 0.04, 10, 14, 55, 0.35, 1 / 1.15),
+                            f"{_ZAREMBA} LargeConfig: 2x1500, dropout 0.65"),
     # Beyond Zaremba: the medium model with tied input/output embeddings and pytorch/examples' schedule
     # (lr 20, divided by 4 whenever validation stops improving), 40 epochs. pytorch/examples reports
     # test ppl 75.96 for this configuration on PTB; target <= 76.
-    "medium-tied": Config(
+    "medium-tied": Preset(Config(
         cell="lstm", hidden_size=650, embedding_size=650, num_layers=2, seq_len=35, batch_size=20,
         dropout=0.5, tied=True, init="uniform", init_scale=0.1, forget_bias=0.0, optimizer="sgd", lr=20.0,
         clip=0.25, lr_schedule="plateau", lr_decay=0.25, plateau_patience=0, epochs=40, eval_interval=0,
         log_interval=200,
-    ),
+    ), "pytorch/examples word_language_model --tied --emsize 650 --nhid 650 --dropout 0.5 --epochs 40 (test ppl 75.96)"),
 }
-DEFAULT_PRESET = "zaremba-small"
 
 
 def resolve_data(data: str) -> str:
@@ -83,12 +84,18 @@ def resolve_data(data: str) -> str:
     return download.dataset_dir(data)
 
 
-def _metrics(result: dict) -> dict:
-    return {"loss": result["loss"], "perplexity": math.exp(result["loss"]), "bits_per_word": bits(result["loss"]),
-            "tokens": result["tokens"]}
+class WordLM(LMTask):
+    """Next-word prediction on a corpus of three splits (module docstring)."""
 
+    name = "wordlm"
+    Config = Config
+    presets = PRESETS
+    default_preset = "zaremba-small"
 
-class Task(LMTask):
+    @classmethod
+    def loss_unit(cls, vocab) -> str:
+        return "nats per word"
+
     def __init__(self, config: Config, vocab: Vocab | None = None):
         folder = resolve_data(config.data)
         vocab, self.ids = load_corpus(folder, vocab)
@@ -97,15 +104,22 @@ class Task(LMTask):
         log.info("data %s: %s / %s / %s tokens (train / valid / test, with <eos>), vocabulary %s words",
                  folder, *(f"{self.ids[s].numel():,}" for s in ("train", "valid", "test")), f"{len(vocab):,}")
 
-    def metrics(self, result: dict) -> dict:
-        return _metrics(result)
+    @classmethod
+    def metrics(cls, result: dict) -> dict:
+        return {"loss": result["loss"], "perplexity": math.exp(result["loss"]), "bits_per_word": bits(result["loss"]),
+                "tokens": result["tokens"]}
 
+    @classmethod
+    def evaluate_run(cls, run, data: str | None = None, split: str = "valid") -> dict:
+        """Score a split of the run's corpus (or of ``data``) with one row, state carried through the whole text."""
+        if split not in ("valid", "test"):
+            raise UserError(f"--split {split}: a wordlm run scores its corpus' valid or test split")
+        folder = resolve_data(data or run.config.data)
+        _, ids = load_corpus(folder, run.vocab, (split,))
+        stream = eval_stream(ids[split], run.config, rows=1)
+        return {**cls.metrics(evaluate_stream(run.model, stream)), "split": split, "data": folder}
 
-def evaluate_run(run, data: str | None = None, split: str = "valid") -> dict:
-    """Score a split of the run's corpus (or of ``data``) with one row, state carried through the whole text."""
-    if split not in ("valid", "test"):
-        raise UserError(f"--split {split}: a wordlm run scores its corpus' valid or test split")
-    folder = resolve_data(data or run.config.data)
-    _, ids = load_corpus(folder, run.vocab, (split,))
-    stream = eval_stream(ids[split], run.config, rows=1)
-    return {**_metrics(evaluate_stream(run.model, stream)), "split": split, "data": folder}
+    @classmethod
+    def describe(cls, result: dict, vocab: Vocab) -> str:
+        return (f"{result['data']} ({result['split']}): perplexity {result['perplexity']:.2f}, "
+                f"{result['loss']:.4f} nats/word over {result['tokens']:,} tokens")

@@ -1,5 +1,10 @@
-"""Word-level language models: corpus counts, Zaremba's presets and their loss units, exact evaluation,
-learning on a PTB slice, and the CLI with its bad inputs."""
+"""The word LM task (``rnnlab/tasks/wordlm.py``): Zaremba's presets and their per-token units (the very same
+SGD update as the TF tutorial), evaluation equal to the tutorial's token-by-token test, learning on a PTB
+slice, and its command-line paths: train, sample and evaluate a toy corpus, a dataset name that is not a
+word corpus, a corpus the run's vocabulary does not cover.
+
+Reading corpora (counts, layouts, bad folders) is in tests/data/test_words.py.
+"""
 
 import json
 import math
@@ -9,17 +14,19 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rnnlab import checkpoint
+import rnnlab
 from rnnlab.cli import main
 from rnnlab.config import override
+from rnnlab.data.text import Vocab
 from rnnlab.data.words import load_corpus
 from rnnlab.errors import UserError
+from rnnlab.folder import RunFolder
 from rnnlab.optim import build_optimizer
-from rnnlab.tasks import wordlm
 from rnnlab.tasks.lm import eval_stream, evaluate_stream
-from rnnlab.train import train, train_step
+from rnnlab.tasks.wordlm import PRESETS, Config, WordLM
+from rnnlab.loop import train, train_step
 
-from conftest import shared_data, write_corpus
+from conftest import fails, shared_data, write_corpus
 
 SENTENCES = ["the company said it expects profits to rise", "the market fell as investors sold shares",
              "the bank said profits rose in the quarter", "investors expect the market to rise"]
@@ -30,19 +37,6 @@ def toy_corpus(folder):
     return write_corpus(folder, "\n".join(lines) + "\n", "\n".join(lines[:60]) + "\n", "\n".join(lines[60:120]) + "\n")
 
 
-def test_ptb_counts():
-    vocab, ids = load_corpus(shared_data("ptb"))
-    assert [ids[s].numel() for s in ("train", "valid", "test")] == [929_589, 73_760, 82_430]
-    assert len(vocab) == 10_000
-    assert int((ids["test"] == vocab.index["<unk>"]).sum()) == 4_794  # unk tokens already in the text
-
-
-def test_wikitext2_counts():
-    vocab, ids = load_corpus(shared_data("wikitext-2"))
-    assert [ids[s].numel() for s in ("train", "valid", "test")] == [2_088_628, 217_646, 245_569]
-    assert len(vocab) == 33_278
-
-
 def test_presets_are_zaremba_in_per_token_units():
     table = {  # TF tutorial: init_scale, max_grad_norm, num_steps, hidden, max_epoch, max_max_epoch, keep_prob, lr_decay
         "zaremba-small": (0.1, 5, 20, 200, 4, 13, 1.0, 0.5),
@@ -50,7 +44,7 @@ def test_presets_are_zaremba_in_per_token_units():
         "zaremba-large": (0.04, 10, 35, 1500, 14, 55, 0.35, 1 / 1.15),
     }
     for name, (scale, norm, steps, hidden, max_epoch, epochs, keep, decay) in table.items():
-        c = wordlm.PRESETS[name]
+        c = PRESETS[name].config
         assert (c.init, c.init_scale, c.forget_bias, c.num_layers, c.batch_size) == ("uniform", scale, 0.0, 2, 20)
         assert (c.seq_len, c.hidden_size, c.embedding_size, c.epochs, c.decay_after) == (steps, hidden, hidden, epochs, max_epoch)
         assert c.dropout == pytest.approx(1 - keep) and c.lr_decay == pytest.approx(decay)
@@ -64,12 +58,11 @@ def test_per_token_units_give_the_tutorials_sgd_update(clipped):
     equals rnnlab's per-token mean with lr T and clip max_grad_norm / T."""
     torch.manual_seed(0)
     T, B, V, max_norm = 6, 3, 13, (0.05 if clipped else 1e9)
-    config = override(wordlm.Config(), {"hidden_size": 8, "embedding_size": 8, "num_layers": 2, "seq_len": T,
+    config = override(Config(), {"hidden_size": 8, "embedding_size": 8, "num_layers": 2, "seq_len": T,
                                         "batch_size": B, "optimizer": "sgd", "lr": 1.0 * T, "clip": max_norm / T,
                                         "init": "uniform", "init_scale": 0.1}, "test")
-    from rnnlab.data.text import Vocab
-    model = wordlm.build_model(config, Vocab([str(i) for i in range(V)], "word"))
-    reference = wordlm.build_model(config, Vocab([str(i) for i in range(V)], "word"))
+    model = WordLM.build_model(config, Vocab([str(i) for i in range(V)], "word"))
+    reference = WordLM.build_model(config, Vocab([str(i) for i in range(V)], "word"))
     reference.load_state_dict(model.state_dict())
     x, y = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
 
@@ -97,10 +90,10 @@ def test_windowed_evaluation_equals_the_tutorials_token_by_token_test():
     """One row, state carried through the whole text, windows of seq_len == batch 1 x 1 step (the TF tutorial's test)."""
     vocab, ids = load_corpus(shared_data("ptb"))
     text = ids["test"][:1200]
-    config = override(wordlm.Config(), {"hidden_size": 32, "embedding_size": 32, "seq_len": 35, "cell": "lstm",
+    config = override(Config(), {"hidden_size": 32, "embedding_size": 32, "seq_len": 35, "cell": "lstm",
                                         "init": "uniform", "init_scale": 0.1, "dropout": 0.5}, "test")
     torch.manual_seed(0)
-    model = wordlm.build_model(config, vocab).eval()
+    model = WordLM.build_model(config, vocab).eval()
     windowed = evaluate_stream(model, eval_stream(text, config, rows=1))
     total, state = 0.0, None
     with torch.no_grad():
@@ -116,16 +109,17 @@ def test_a_small_model_learns_on_a_ptb_slice(tmp_path):
     lines = {s: open(os.path.join(ptb, f"ptb.{s}.txt")).readlines() for s in ("train", "valid", "test")}
     folder = write_corpus(tmp_path / "slice", "".join(lines["train"][:3000]), "".join(lines["valid"][:200]),
                           "".join(lines["test"][:200]), names=("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"))
-    config = override(wordlm.Config(), {"data": folder, "hidden_size": 64, "embedding_size": 64, "num_layers": 1,
+    config = override(Config(), {"data": folder, "hidden_size": 64, "embedding_size": 64, "num_layers": 1,
                                         "seq_len": 20, "batch_size": 20, "optimizer": "adam", "lr": 3e-3, "clip": 1.0,
                                         "max_steps": 150, "eval_interval": 150, "preview_length": 0,
                                         "device": "cpu"}, "test")
     torch.manual_seed(0)
-    task = wordlm.Task(config)
-    model = wordlm.build_model(config, task.vocab)
+    task = WordLM(config)
+    model = WordLM.build_model(config, task.vocab)
     before = task.evaluate(model)["perplexity"]
-    checkpoint.save_run_files(str(tmp_path / "run"), "wordlm", config, task.vocab)
-    summary = train(model, task, config, str(tmp_path / "run"))
+    folder = RunFolder(str(tmp_path / "run"))
+    with folder.training():
+        summary = train(model, task, config, folder)
     after = math.exp(summary["best_valid_loss"])
     # Untrained: about the vocabulary size; a unigram model of PTB is about 700; 150 steps go well below both.
     assert before > 0.8 * len(task.vocab) and after < 450, (before, after)
@@ -148,30 +142,17 @@ def test_cli_train_sample_evaluate_on_a_toy_corpus(tmp_path, capsys):
     assert result["split"] == "test" and result["tokens"] == 60 * 1 + sum(
         len(SENTENCES[i % 4].split()) + (i % 7 == 0) for i in range(60, 120)) - 1
     assert result["perplexity"] == pytest.approx(math.exp(result["loss"])) and result["perplexity"] < 10
-    run = checkpoint.load_run(out)
+    run = rnnlab.load(out)
     assert run.model.decoder.weight is run.model.embedding.weight  # tied survives the round trip
 
     assert main(["sample", out, "--prime", "the zebra said quagga"]) == 2
     assert "'zebra', 'quagga'" in capsys.readouterr().err
 
 
-def test_bad_corpora(tmp_path, capsys):
-    def fails(folder, *expected):
-        capsys.readouterr()
-        assert main(["train", "wordlm", "--data", str(folder), "--out", str(tmp_path / "out")]) == 2
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and all(e in err for e in expected), err
-        assert not os.path.exists(tmp_path / "out")
-
-    fails(tmp_path / "missing", "does not exist")
-    fails("tinyshakespeare", "tinyshakespeare is a text for a character model", "rnnlab train charlm")
-    (tmp_path / "a-file.txt").write_text("a b\n")
-    fails(tmp_path / "a-file.txt", "a-file.txt is a file")
-    partial = write_corpus(tmp_path / "partial", "a b\n", "a\n", "b\n")
-    os.remove(os.path.join(partial, "test.txt"))
-    fails(partial, "lacks test.txt")
-    fails(write_corpus(tmp_path / "empty", "a b c\n" * 50, "\n\n", "a\n"), "valid.txt is empty")
-    fails(write_corpus(tmp_path / "new-words", "a b c\n" * 50, "a b zebra\n", "a\n"), "valid.txt", "'zebra'")
+def test_a_dataset_name_that_is_not_a_word_corpus_points_to_charlm(tmp_path, capsys):
+    fails(capsys, ["train", "wordlm", "--data", "tinyshakespeare", "--out", str(tmp_path / "out")],
+          "tinyshakespeare is a text for a character model", "rnnlab train charlm")
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_evaluating_a_corpus_with_another_vocabulary_is_an_error(tmp_path, capsys):
@@ -200,4 +181,4 @@ def test_evaluating_a_corpus_with_another_vocabulary_is_an_error(tmp_path, capsy
 
 def test_split_all_is_refused_for_a_word_model():
     with pytest.raises(UserError, match="--split all: a wordlm run scores its corpus' valid or test split"):
-        wordlm.evaluate_run(None, split="all")
+        WordLM.evaluate_run(None, split="all")

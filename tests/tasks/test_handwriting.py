@@ -1,4 +1,6 @@
-"""The handwriting prediction network: it learns synthetic lines, and the CLI trains, samples and evaluates."""
+"""rnnlab.tasks.handwriting, the prediction network's task (with what it shares with synthesis in tasks/pen.py):
+it learns synthetic lines, the CLI trains, samples and evaluates, an 0.1 run folder still loads, and bad data
+or keys are refused with one line before anything is written."""
 
 import json
 import os
@@ -9,14 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab import checkpoint
+import rnnlab
 from rnnlab.cli import main
 from rnnlab.config import override
 from rnnlab.data import iamondb
 from rnnlab.errors import UserError
-from rnnlab.models import HandwritingPredictor
+from rnnlab.folder import RunFolder
 from rnnlab.tasks import handwriting
-from rnnlab.train import train
+from rnnlab.tasks.handwriting import Prediction
+from rnnlab.tasks.pen import evaluate_lines
+from rnnlab.loop import train
+from rnnlab.writing import Handwriting
 
 from conftest import fails, shared_data
 
@@ -27,12 +32,13 @@ TINY = {"hidden_size": 32, "num_layers": 2, "mixtures": 5, "synthetic_lines": 12
 def test_a_tiny_prediction_model_overfits_a_few_synthetic_lines(tmp_path):
     config = override(handwriting.Config(), {**TINY, "max_steps": 150, "eval_interval": 150}, "test")
     torch.manual_seed(0)
-    task = handwriting.Task(config)
-    model = handwriting.build_model(task.config, task.vocab)
-    train_set = handwriting.evaluate_lines(model, task.train, 9)
-    checkpoint.save_run_files(str(tmp_path), "handwriting", task.config, task.vocab)
-    train(model, task, task.config, str(tmp_path))
-    after = handwriting.evaluate_lines(model, task.train, 9)
+    task = Prediction(config)
+    model = Prediction.build_model(task.config, task.vocab)
+    train_set = evaluate_lines(model, task.train, 9, task.vocab, task.forward)
+    folder = RunFolder(str(tmp_path))
+    with folder.training():
+        train(model, task, task.config, folder)
+    after = evaluate_lines(model, task.train, 9, task.vocab, task.forward)
     # Normalised offsets: a unit Gaussian scores about 2.8 nats per point and the pen about 0.2; learning the
     # glyph shapes of 9 lines takes it far below that.
     assert train_set["nats_per_point"] > 2.0 and after["nats_per_point"] < 0.0, (train_set, after)
@@ -40,39 +46,13 @@ def test_a_tiny_prediction_model_overfits_a_few_synthetic_lines(tmp_path):
     assert os.path.exists(tmp_path / "samples" / "step-0000150.svg")
 
 
-def test_skip_connections_feed_every_layer_and_the_head():
-    model = HandwritingPredictor(hidden_size=8, num_layers=3, mixtures=2)
-    assert [layer.input_size for layer in model.layers] == [3, 3 + 8, 3 + 8]
-    assert model.head.linear.in_features == 3 * 8
-    torch.manual_seed(0)
-    x = torch.randn(2, 5, 3)
-    y, state = model.eval()(x)
-    assert y.shape == (2, 5, 1 + 6 * 2) and len(state) == 3
-    # The same network wired by hand from its own LSTMs and head: x into every layer, every layer into the head.
-    h1, _ = model.layers[0].rnn(x)
-    h2, _ = model.layers[1].rnn(torch.cat([x, h1], -1))
-    h3, _ = model.layers[2].rnn(torch.cat([x, h2], -1))
-    torch.testing.assert_close(y, model.head(torch.cat([h1, h2, h3], -1)))
-
-
-@pytest.mark.parametrize("clip", [True, False])
-def test_derivative_clipping_bounds_the_output_gradient(clip):
-    """Graves 2013 §4.2: output derivatives clipped to [-100, 100] (a hook on the mixture parameters)."""
-    torch.manual_seed(0)
-    model = HandwritingPredictor(hidden_size=4, num_layers=1, mixtures=1, clip_gradients=clip).train()
-    y, _ = model(torch.zeros(1, 3, 3))
-    seen = []
-    y.register_hook(lambda g: seen.append(g.abs().max().item()))  # runs after the model's own hook
-    (1e6 * y).sum().backward()
-    assert seen == [100.0] if clip else seen == [1e6]
-
-
 def test_cli_train_sample_evaluate(tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "run")
     sets = [f"{k}={v}" for k, v in TINY.items() if k != "device"] + ["eval_interval=10"]
     assert main(["train", "handwriting", "--out", out, "--max-steps", "10", "--set", *sets]) == 0
-    header = json.load(open(os.path.join(out, "config.json")))["config"]
-    assert header["std_dx"] != 1.0 and header["std_dy"] > 0  # the training split's statistics are stored
+    header = json.load(open(os.path.join(out, "config.json")))
+    assert header["task"] == "handwriting" and "window_gaussians" not in header["config"]  # synthesis is its own task
+    assert header["config"]["std_dx"] != 1.0 and header["config"]["std_dy"] > 0  # the training split's statistics
 
     biases = []  # every point is drawn by the one mixture sampler, with the bias asked for
     sample = handwriting.sample_mixture
@@ -83,21 +63,30 @@ def test_cli_train_sample_evaluate(tmp_path, capsys, monkeypatch):
     assert biases == [1.5] * 40
     paths = [e for e in ET.parse(svg).iter() if e.tag.endswith("path")]
     assert len(paths) >= 1
-    run = checkpoint.load_run(out)
-    drawn = [handwriting.write(run.model, run.config, 40, 1.5, torch.Generator().manual_seed(3)) for _ in range(2)]
-    assert drawn[0].shape == (40, 3) and np.array_equal(drawn[0], drawn[1])  # the seed fixes the strokes
+    run = rnnlab.load(out)
+    drawn = [Prediction.sample_strokes(run.model, run.config, 40, 1.5, torch.Generator().manual_seed(3))
+             for _ in range(2)]
+    assert isinstance(drawn[0], Handwriting) and drawn[0].texts == [""] and drawn[0].attention is None
+    assert drawn[0].lines[0].shape == (40, 3)
+    assert np.array_equal(drawn[0].lines[0], drawn[1].lines[0])  # the seed fixes the strokes
+    api = run.sample(length=40, seed=3, bias=1.5)  # the public call draws what the command drew
+    assert np.array_equal(api.lines[0], drawn[0].lines[0]) and api.to_svg() == open(svg).read()
     capsys.readouterr()
     assert main(["evaluate", out, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["lines"] == 3 and np.isfinite(result["nats_per_line"])
     assert result["nats_per_point"] == pytest.approx(result["nats_per_line"] * result["lines"] / result["points"])
+    assert result == run.evaluate()
     assert main(["evaluate", out]) == 0
     assert f"{result['nats_per_line']:.1f} nats per line" in capsys.readouterr().out
     fails(capsys, ["sample", out, "-o", str(tmp_path / "hand.gif")], "strokes are written as .svg or .png")
     fails(capsys, ["sample", out, "-o", svg, "--bias", "-1"], "--bias must be between")
-    fails(capsys, ["sample", out, "-o", svg, "--prime", "hello"], "--prime is for text runs")
-    fails(capsys, ["sample", out, "-o", svg, "--temperature", "0.5", "--top-k", "3"], "--temperature, --top-k are for "
-                                                                                     "text runs", "shaped by --bias")
+    fails(capsys, ["sample", out, "-o", svg, "--prime", "hello"], "prime is for text runs")
+    fails(capsys, ["sample", out, "-o", svg, "--temperature", "0.5", "--top-k", "3"], "temperature, top_k are for "
+                                                                                     "text runs", "shaped by bias")
+    fails(capsys, ["sample", out, "-o", svg, "--length", "0"], "length 0: a drawing needs at least 1 point")
+    fails(capsys, ["write", "hello", "--model", out, "-o", svg], "cannot write a given text", "rnnlab train synthesis")
+    assert biases == [1.5] * 40 * 4  # the refusals drew nothing
 
 
 def test_evaluate_all_lines_of_the_iamondb_sample(tmp_path, capsys, monkeypatch):
@@ -128,6 +117,20 @@ def synthetic_run(tmp_path_factory):
     return out
 
 
+def test_a_run_folder_of_rnnlab_0_1_still_loads_and_draws_the_same(synthetic_run, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(synthetic_run, old)
+    header = json.load(open(old / "config.json"))
+    # 0.1 had one task "handwriting" for both networks: every key of both, window_gaussians 0 for this one
+    header["config"].update({"window_gaussians": 0, "alphabet": "abc", "chars_per_step": 0.0, "max_text_length": 0})
+    header["rnnlab_version"] = "0.1.0"
+    (old / "config.json").write_text(json.dumps(header))
+    new_run, old_run = rnnlab.load(synthetic_run), rnnlab.load(str(old))
+    assert old_run.task is Prediction and old_run.config == new_run.config
+    new, again = new_run.sample(length=25, seed=4), old_run.sample(length=25, seed=4)
+    assert np.array_equal(new.lines[0], again.lines[0])
+
+
 def test_a_split_without_validation_or_training_lines_is_refused_before_training(tmp_path, capsys, monkeypatch):
     sample = shared_data("handwriting", "iamondb-sample")
     monkeypatch.setenv("RNNLAB_DATA", str(tmp_path / "cache"))
@@ -135,12 +138,8 @@ def test_a_split_without_validation_or_training_lines_is_refused_before_training
     train_args = ["train", "handwriting", "--data", sample, "--out", out, "--max-steps", "2", "--set", *SMALL]
     # The default valid_fraction (0.1) holds out none of the sample's 4 forms: refused, not a crash at evaluation.
     fails(capsys, train_args, "no validation lines", "valid_fraction=0.1", "4 forms", "raise valid_fraction")
-    message = fails(capsys, train_args + ["window_gaussians=2"], "no validation lines")
-    assert "alphabet" not in message  # the synthesis network: no line at all, not none it can write
     fails(capsys, train_args + ["valid_fraction=0.95"], "no training lines", "lower valid_fraction")
-    assert not os.path.exists(out)
-    fails(capsys, train_args + ["window_gaussians=2", "valid_fraction=0.5", "alphabet=xyz"],
-          "none of the 9 training lines can be written with the alphabet 'xyz'")
+    assert not os.path.exists(out)  # the synthesis network's forms of these: tests/tasks/test_synthesis.py
 
 
 def test_evaluating_an_empty_validation_split_suggests_split_all(synthetic_run, tmp_path, capsys, monkeypatch):
@@ -151,6 +150,7 @@ def test_evaluating_an_empty_validation_split_suggests_split_all(synthetic_run, 
     capsys.readouterr()
     assert main(["evaluate", synthetic_run, "--data", sample, "--split", "all", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["lines"] == 32
+    fails(capsys, ["evaluate", synthetic_run, "--split", "test"], "--split must be valid or all")
 
 
 @pytest.mark.parametrize("name, content, expected", [
@@ -170,16 +170,22 @@ def test_data_that_is_no_archive_is_one_line(synthetic_run, tmp_path, capsys, mo
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("sample_points", "-5", "got -5"), ("max_text_length", "-1", "got -1"), ("chars_per_step", "-1", "got -1.0"),
-    ("chars_per_step", "nan", "got nan"), ("std_dx", "0", "got 0.0"), ("std_dy", "-2", "got -2.0"),
+    ("sample_points", "-5", "got -5"), ("std_dx", "0", "got 0.0"), ("std_dy", "-2", "got -2.0"),
     ("std_dx", "inf", "got inf"), ("mean_dx", "nan", "got nan"), ("valid_fraction", "nan", "got nan"),
-    ("alphabet", "", "is empty"),
+    ("point_stride", "0", "got 0"), ("mixtures", "0", "got 0"),
 ])
 def test_handwriting_keys_that_would_fail_later_are_refused(key, value, expected):
-    config = override(handwriting.Config(), {"window_gaussians": 2, key: value}, "test")
+    config = override(handwriting.Config(), {key: value}, "test")
     with pytest.raises(UserError, match=f"^{key} .*{expected}"):
         config.validate()
     override(handwriting.Config(), {"sample_points": 0}, "test").validate()  # 0 draws no sample
+
+
+def test_the_synthesis_keys_are_not_the_prediction_networks(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    fails(capsys, ["train", "handwriting", "--out", out, "--set", *SMALL, "window_gaussians=2"],
+          "unknown config key window_gaussians", "valid keys:", "peepholes")
+    assert not os.path.exists(out)
 
 
 def test_a_negative_sample_points_is_refused_before_anything_is_written(tmp_path, capsys):

@@ -1,6 +1,12 @@
+"""rnnlab.draw: pen strokes as SVG (parsed back: one path per stroke, y flipped, a tight viewBox) and PNG
+(its size read from the header), atomic writes, loss curves and window weights read back from the figure
+drawn, and drawing that leaves matplotlib's global state (backend, pyplot's figures) as it found it."""
+
 import os
 import re
 import struct
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -10,6 +16,7 @@ import torch
 from rnnlab import draw
 from rnnlab.data.hershey import Style, render_text
 from rnnlab.errors import UserError
+from rnnlab.writing import Handwriting
 
 SVG = "{http://www.w3.org/2000/svg}"
 # Three strokes in absolute coordinates (y up): an L, a dash high up, and a single-point dot low down.
@@ -110,3 +117,90 @@ def test_existing_file_is_untouched_when_rendering_fails(tmp_path, monkeypatch):
         draw.save_strokes(to_offsets(STROKES), str(target))
     assert target.read_bytes() == b"previous picture"
     assert os.listdir(tmp_path) == ["out.png"]
+
+
+# ------------------------------------------------------------------------------- plots of runs and windows
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures draw makes, to read back what was plotted."""
+    made = []
+    make_figure = draw._figure
+    monkeypatch.setattr(draw, "_figure", lambda **kw: made.append(make_figure(**kw)) or made[-1])
+    return made
+
+
+RECORDS = [{"step": 5, "split": "train", "loss": 2.5}, {"step": 10, "split": "train", "loss": 2.0},
+           {"step": 10, "split": "valid", "loss": 2.2}, {"step": 12, "split": "train", "loss": None},
+           {"step": 15, "split": "train", "loss": 1.5}, {"step": 20, "split": "valid", "loss": 1.8}]
+
+
+def test_plot_curves_draws_the_losses_of_the_records(tmp_path, figures):
+    out = tmp_path / "curves.svg"
+    draw.plot_curves(RECORDS, str(out), "run", "nats per character")
+    assert ET.parse(out).getroot().tag == f"{SVG}svg"
+    (ax,) = figures[0].axes
+    train, valid = ax.get_lines()
+    assert (list(train.get_xdata()), list(train.get_ydata())) == ([5, 10, 15], [2.5, 2.0, 1.5])  # no null loss
+    assert (list(valid.get_xdata()), list(valid.get_ydata())) == ([10, 20], [2.2, 1.8])
+    assert ax.get_ylabel() == "loss (nats per character)" and ax.get_title() == "run"
+    confusion = [*RECORDS[:-1], {**RECORDS[-1], "confusion": [[3, 1], [0, 4]]}]
+    draw.plot_curves(confusion, str(tmp_path / "c.png"), "run", "nats", class_names=["neg", "pos"])
+    curves, matrix = figures[1].axes
+    assert len(curves.get_lines()) == 2
+    np.testing.assert_allclose(matrix.get_images()[0].get_array(), [[0.75, 0.25], [0.0, 1.0]])  # shares of each row
+    assert [t.get_text() for t in matrix.get_xticklabels()] == ["neg", "pos"]
+    with pytest.raises(UserError, match="no loss records"):
+        draw.plot_curves([{"step": 1, "split": "train"}], str(tmp_path / "none.png"), "run", "nats")
+
+
+def test_plot_attention_shows_each_lines_window_scaled_per_point(tmp_path, figures):
+    rng = np.random.default_rng(0)
+    phis = [rng.random((6, 4)), rng.random((9, 3))]
+    phis[0][2] = 0.0  # a point where every weight is 0 stays 0 (no division by zero)
+    written = Handwriting(["abc", "de"], [np.zeros((6, 3), np.float32), np.zeros((9, 3), np.float32)], [True, False],
+                          phis)
+    out = tmp_path / "att.png"
+    written.save_attention(str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes = figures[0].axes
+    assert len(axes) == 2
+    for ax, phi, text in zip(axes, phis, written.texts):
+        peak = phi.max(axis=1, keepdims=True)
+        np.testing.assert_allclose(ax.get_images()[0].get_array(), (phi / np.where(peak > 0, peak, 1)).T)
+        assert [t.get_text() for t in ax.get_yticklabels()] == [*text, "end"]
+    assert "stopped by Graves' rule" in axes[0].get_title(loc="left")
+    assert "cut at the cap of points" in axes[1].get_title(loc="left")
+    with pytest.raises(UserError, match=r"\.png, \.svg or \.pdf"):
+        written.save_attention(str(tmp_path / "att.gif"))
+
+
+def test_drawing_leaves_the_backend_and_pyplots_figures_alone(tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend = matplotlib.get_backend()
+    mine = plt.figure()  # a figure of the user's, which must stay the current one
+    try:
+        figures = plt.get_fignums()
+        draw.save_strokes(to_offsets(STROKES), str(tmp_path / "a.png"))
+        draw.plot_curves(RECORDS, str(tmp_path / "c.png"), "run", "nats")
+        Handwriting(["ab"], [to_offsets(STROKES)], [True], [np.ones((6, 3))]).save_attention(str(tmp_path / "w.png"))
+        assert matplotlib.get_backend() == backend and plt.get_fignums() == figures and plt.gcf() is mine
+    finally:
+        plt.close(mine)
+    # and in a fresh process with a backend of the user's choice, pyplot is never even imported
+    script = (f"import sys, numpy as np, matplotlib\n"
+              f"from rnnlab import draw\n"
+              f"from rnnlab.writing import Handwriting\n"
+              f"offsets = np.array({to_offsets(STROKES).tolist()})\n"
+              f"draw.save_strokes(offsets, {str(tmp_path / 'b.png')!r})\n"
+              f"draw.plot_curves({RECORDS!r}, {str(tmp_path / 'd.png')!r}, 'run', 'nats')\n"
+              f"Handwriting(['ab'], [offsets], [True], [np.ones((6, 3))]).save_attention({str(tmp_path / 'x.pdf')!r})\n"
+              f"assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+              f"assert 'matplotlib.pyplot' not in sys.modules\n")
+    env = {**os.environ, "MPLBACKEND": "svg", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert all((tmp_path / name).stat().st_size > 0 for name in ("b.png", "d.png", "x.pdf"))

@@ -1,3 +1,6 @@
+"""rnnlab.data.hershey, synthetic handwriting from the Hershey fonts, against the hershey-fonts package's own
+renderer (its strokes for the same text, scale, spacing and slant) and against hand counts of glyph strokes."""
+
 import math
 import string
 

@@ -45,7 +45,7 @@ def _files_under(folder) -> list[str]:
 
 
 def _partials(folder) -> list[str]:
-    return [f for f in _files_under(folder) if ".part-" in f]
+    return [f for f in _files_under(folder) if f.endswith(".tmp")]
 
 
 class _Truncating(http.server.SimpleHTTPRequestHandler):
@@ -170,7 +170,7 @@ def test_tinyshakespeare_lands_in_the_cache_with_the_published_checksum(mirror, 
     folder = dl.download("tinyshakespeare")
 
     assert folder == str(cache / "tinyshakespeare")
-    assert _files_under(cache) == [os.path.join("tinyshakespeare", "input.txt")]  # no .part-* left
+    assert _files_under(cache) == [os.path.join("tinyshakespeare", "input.txt")]  # no temporary file left
     saved = _read(cache / "tinyshakespeare" / "input.txt")
     assert saved == shakespeare
     assert _sha256(saved) == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -267,7 +267,7 @@ def test_checksum_mismatch_saves_nothing(mirror, cache, shakespeare):
     assert "checksum mismatch" in message
     assert expected in message and _sha256(bad) in message
     assert f"{mirror.url}/tinyshakespeare/input.txt" in message
-    assert _files_under(cache) == []  # neither the final name nor a .part-* file
+    assert _files_under(cache) == []  # neither the final name nor a temporary file
 
 
 def test_correct_cached_file_is_kept_when_the_server_has_a_bad_one(mirror, cache, shakespeare):
@@ -368,7 +368,7 @@ def test_server_dying_mid_transfer_saves_nothing(truncating_mirror, cache, shake
 
     assert f"{truncating_mirror.url}/tinyshakespeare/input.txt" in str(e.value)
     assert truncating_mirror.requests == ["/tinyshakespeare/input.txt"]
-    assert _files_under(cache) == []  # neither the final name nor a .part-* file
+    assert _files_under(cache) == []  # neither the final name nor a temporary file
 
 
 def test_truncated_transfer_is_reported_as_incomplete_not_as_a_different_file(truncating_mirror, cache, shakespeare):

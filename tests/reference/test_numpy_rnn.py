@@ -19,8 +19,8 @@ from rnnlab.cells import GRUCell, LSTMCell, RNNCell, unroll
 from rnnlab.data.text import Vocab
 from rnnlab.optim import build_optimizer
 from rnnlab.reference import numpy_rnn
-from rnnlab.tasks import charlm
-from rnnlab.train import train_step
+from rnnlab.tasks.charlm import CharLM
+from rnnlab.loop import train_step
 
 BATCH, STEPS, INPUT, HIDDEN = 3, 5, 4, 6
 WEIGHT_STD = 0.5         # random weights ~ N(0, 0.5^2): gates neither saturated nor in their linear range
@@ -31,6 +31,7 @@ FD_EPS = 1e-6            # central differences: truncation error ~ eps^2, roundi
 FD_RTOL, FD_ATOL = 1e-5, 1e-8
 FD_COORDS = 5            # random coordinates checked per array
 CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+MIN_CHAR_RNN = CharLM.presets["min-char-rnn"].config
 
 VOCAB = "abcdefg"        # 7 characters
 TEXT_LEN = 200           # 90 % trains: 7 windows of 25 at batch 1, enough for the two steps checked
@@ -145,13 +146,13 @@ def test_finite_differences_catch_a_lost_final_state_gradient(kind):
 
 def make_lm(config=None, seed: int = 0):
     """The ``min-char-rnn`` preset's model in float64, its charlm task on a random 7-character text."""
-    config = config or charlm.PRESETS["min-char-rnn"]
+    config = config or MIN_CHAR_RNN
     rng = random.Random(seed)
     text = "".join(rng.choice(VOCAB) for _ in range(TEXT_LEN))
-    task = charlm.Task(config, Vocab.from_text(VOCAB), text=text)
+    task = CharLM(config, Vocab.from_text(VOCAB), text=text)
     with torch.random.fork_rng():  # the preset's init draws from the global generator; leave it as found
         torch.manual_seed(seed)
-        model = charlm.build_model(config, task.vocab).double()
+        model = CharLM.build_model(config, task.vocab).double()
     return config, task, model
 
 
@@ -175,9 +176,9 @@ def test_char_lm_matches_the_preset_loss_and_gradients():
         np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"d{name}")
 
 
-@pytest.mark.parametrize("clip_value", [charlm.PRESETS["min-char-rnn"].clip_value, BITING_CLIP])
+@pytest.mark.parametrize("clip_value", [MIN_CHAR_RNN.clip_value, BITING_CLIP])
 def test_adagrad_steps_match_train_step(clip_value):
-    config = dataclasses.replace(charlm.PRESETS["min-char-rnn"], clip_value=clip_value)
+    config = dataclasses.replace(MIN_CHAR_RNN, clip_value=clip_value)
     config, task, model = make_lm(config)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config)

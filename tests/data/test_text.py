@@ -1,3 +1,6 @@
+"""Text data (``rnnlab/data/text.py``): the TBPTT stream layout of its docstring, vocabularies, the errors of
+reading a file, and the built-in tiny Shakespeare as published."""
+
 import torch
 import pytest
 

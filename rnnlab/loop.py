@@ -1,0 +1,280 @@
+"""The training loop. It knows nothing about tasks: a task (the protocol of ``tasks/base.py``) supplies
+batches, a loss, an evaluation and a preview; the run folder (``folder.py``) takes the checkpoints and the
+metrics.
+
+Checkpoints: the best weights at each evaluation that improves; the resumable training state at every
+evaluation, every ``save_interval`` steps, and when Ctrl-C or SIGTERM asks the loop to stop (it finishes
+the step it is in, saves, and raises ``TrainingInterrupted``; a second Ctrl-C stops at once).
+
+Truncated BPTT is the loop's business, not the task's: the state a batch ends with is detached (the
+gradient stops there) and handed to the next batch, until ``reset`` says a new epoch begins. See
+``data/text.py`` for why that state is the right context for the next batch.
+"""
+
+from contextlib import contextmanager
+import logging
+import math
+import signal
+import threading
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import first_detail, state_is_finite
+from .config import TrainConfig
+from .errors import TrainingDiverged, TrainingInterrupted, UserError
+from .optim import Schedule, build_optimizer
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(name)
+
+
+def detach(state):
+    """Cut the graph behind a recurrent state (a tensor, a tuple of them, or None)."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(detach(s) for s in state)
+
+
+def to_device(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _tensors(state):
+    """The tensors of a recurrent state: a tensor, nested tuples of them, or None."""
+    if isinstance(state, torch.Tensor):
+        yield state
+    elif isinstance(state, (tuple, list)):
+        for s in state:
+            yield from _tensors(s)
+
+
+def _all_finite(state, device) -> torch.Tensor:
+    """A 0-dim bool tensor on ``device``, true when every number in ``state`` is finite; no host sync."""
+    flag = torch.ones((), dtype=torch.bool, device=device)
+    for t in _tensors(state):
+        flag = flag & torch.isfinite(t).all()
+    return flag
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig):
+    """One optimiser step on ``batch`` (already on the model's device), clipping as configured.
+
+    Returns ``(loss, carry, tokens)``: the loss as a float, or None when the loss or the gradient norm was
+    non-finite and the step was skipped (no update; the carried state is dropped too, since the state
+    that led there is not worth keeping); ``carry`` detached for the next batch.
+    """
+    model.train()
+    loss, new_carry, tokens = task.loss(model, batch, carry)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    # The norm is measured before any clipping, so an inf gradient is seen, not clipped to a finite value.
+    norm = torch.nn.utils.clip_grad_norm_(params, config.clip or math.inf)
+    # One host sync per step, after the backward pass: the loss, the norm and the carried state are checked
+    # together, so a GPU never waits half-way through a step for the CPU to look at a number.
+    flags = torch.stack([torch.isfinite(loss) & torch.isfinite(norm), _all_finite(new_carry, loss.device)])
+    step_ok, carry_ok = flags.tolist()
+    if not step_ok:
+        optimizer.zero_grad(set_to_none=True)
+        return None, None, tokens
+    if config.clip_value:
+        torch.nn.utils.clip_grad_value_(params, config.clip_value)
+    optimizer.step()
+    return loss.item(), (detach(new_carry) if carry_ok else None), tokens
+
+
+def _load_state(saved: dict, model, optimizer, schedule, device, run_dir: str) -> tuple:
+    """Load a ``train_state.pt`` into the model, optimiser, schedule and RNG; return (step, carry, skipped,
+    bad_evals). A state of another shape or optimiser (a ``--set`` that changed the model) is a UserError."""
+    try:
+        groups = saved["optimizer"]["param_groups"]
+        missing = sorted(set(optimizer.defaults) - set(groups[0]))
+        if missing:  # torch would load it and fail at the first step
+            raise ValueError(f"saved by another optimiser: no {', '.join(missing)}")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        _set_rng_state(saved["rng"])
+        return saved["step"], to_device(saved["carry"], device), saved["skipped"], saved["bad_evals"]
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        reason = f"no entry {e}" if isinstance(e, KeyError) else first_detail(e)
+        raise UserError(f"the training state of {run_dir} does not fit this run's model and optimiser ({reason}); "
+                        f"resume without --set keys that change them, or start again with --force") from None
+
+
+@contextmanager
+def stop_requests():
+    """While training, SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current step: the list this
+    yields receives their numbers. A second Ctrl-C raises KeyboardInterrupt at once. Outside the main thread
+    (where Python cannot take signals) the list stays empty and the defaults stand."""
+    requested = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def ask(signum, frame):
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: bool = False,
+          saved: dict | None = None) -> dict:
+    """Train ``model`` on ``task`` into the run folder ``folder`` (a ``folder.RunFolder`` held for training);
+    return a summary (steps, losses, skipped steps, time).
+
+    ``resume`` continues from the folder's training state, or from ``saved`` when the caller has read it
+    already. The run's files are written once that state has loaded: a state that does not fit the model or
+    the optimiser fails with the folder untouched.
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    task.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(params, config)
+    total = config.max_steps or config.epochs * task.steps_per_epoch
+    schedule = Schedule(config, task.steps_per_epoch, total)
+    eval_interval = config.eval_interval or task.steps_per_epoch
+
+    step, carry, skipped, consecutive, bad_evals = 0, None, 0, 0, 0
+    if resume:
+        saved = saved or folder.load_train_state()
+        step, carry, skipped, bad_evals = _load_state(saved, model, optimizer, schedule, device, folder.name)
+        if step > total:
+            raise UserError(f"{folder.name} is already at step {step}, past the {total} steps asked for; give a "
+                            f"larger --max-steps")
+    folder.begin(task.name, config, task.vocab, resume)
+    if resume:
+        folder.truncate_metrics(step)
+        log.info("resumed from step %d of %d", step, total)
+
+    def save_state():
+        folder.save_train_state({
+            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "rng": _rng_state(), "carry": to_device(carry, "cpu"),
+            "skipped": skipped, "bad_evals": bad_evals,
+        })
+
+    bar = tqdm(total=total, initial=step, disable=None, unit="step", dynamic_ncols=True)
+    window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+    last_valid, stopped_early, began, saved_at = None, False, time.perf_counter(), step if resume else None
+    try:
+        with stop_requests() as stop:
+            while step < total:
+                batch, reset = task.train_batch(step)
+                if reset:
+                    carry = None
+                lr = schedule.lr(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss, carry, tokens = train_step(model, task, to_device(batch, device), carry, optimizer, params,
+                                                 config)
+                if loss is not None:
+                    consecutive = 0
+                    window_loss += loss
+                    window_steps += 1
+                else:
+                    skipped += 1
+                    consecutive += 1
+                    log.warning("step %d: non-finite loss or gradient, step skipped (%d in a row)", step, consecutive)
+                    if consecutive >= config.max_skips:
+                        kept = (f"the last good checkpoint in {folder.name} is kept. Lower lr or clip, then --resume "
+                                f"or retrain" if saved_at is not None else
+                                "no checkpoint had been written yet. Lower lr or clip and retrain")
+                        raise TrainingDiverged(
+                            f"{consecutive} consecutive steps had a non-finite loss or gradient (step {step}); {kept}."
+                        )
+                window_tokens += tokens
+                step += 1
+                bar.update(1)
+
+                if step % config.log_interval == 0 or step == total:
+                    elapsed = time.perf_counter() - window_start
+                    record = {"step": step, "epoch": round(step / task.steps_per_epoch, 4), "split": "train",
+                              "loss": window_loss / window_steps if window_steps else None,  # None: all skipped
+                              "lr": lr, "tokens_per_s": window_tokens / max(elapsed, 1e-9), "skipped": skipped}
+                    folder.append_metrics(record)
+                    bar.set_postfix(loss="skipped" if record["loss"] is None else f"{record['loss']:.3f}",
+                                    tok_s=f"{record['tokens_per_s']:,.0f}")
+                    window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+
+                if step % eval_interval == 0 or step == total:
+                    eval_start = time.perf_counter()
+                    result = task.evaluate(model)
+                    last_valid = result["loss"]
+                    improved = last_valid < schedule.best
+                    schedule.observe(last_valid)
+                    bad_evals = 0 if improved else bad_evals + 1
+                    folder.append_metrics({"step": step, "epoch": round(step / task.steps_per_epoch, 4),
+                                           "split": "valid", **result, "best": improved})
+                    if improved:
+                        folder.save_weights(model, step, {"valid_loss": last_valid})
+                    elif not state_is_finite(model):
+                        folder.save_weights(model, step)  # raises: non-finite weights are never saved
+                    save_state()
+                    saved_at = step
+                    shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                      for k, v in result.items()
+                                      if isinstance(v, (int, float)))  # tables (a confusion matrix) stay in the log
+                    log.info("step %d/%d  valid: %s%s", step, total, shown, "  (best, saved)" if improved else "")
+                    text = task.preview(model, step, folder)
+                    if text:
+                        log.info("sample at step %d:\n%s", step, text)
+                    window_start += time.perf_counter() - eval_start  # tokens/s counts training time only
+                    if config.patience and bad_evals >= config.patience:
+                        log.info("early stopping: %d evaluations without improvement", bad_evals)
+                        stopped_early = True
+                        break
+                elif config.save_interval and step % config.save_interval == 0:
+                    save_state()
+                    saved_at = step
+
+                if stop:
+                    if not folder.replacing and saved_at != step:
+                        save_state()  # the step just finished: --resume continues exactly here
+                        saved_at = step
+                    raise TrainingInterrupted(step, saved_at is not None and not folder.replacing, stop[0])
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C, in the middle of a step: the last save stands
+        raise TrainingInterrupted(None, saved_at is not None and not folder.replacing, signal.SIGINT) from None
+    finally:
+        bar.close()
+    return {"steps": step, "total_steps": total, "best_valid_loss": schedule.best, "last_valid_loss": last_valid,
+            "skipped_steps": skipped, "stopped_early": stopped_early, "seconds": time.perf_counter() - began}
