@@ -12,7 +12,9 @@ from safetensors.torch import load_file, save
 import torch
 
 from .errors import CheckpointError, TrainingDiverged
-from .files import atomic_write, write_bytes
+from .files import JSONError, atomic_write, parse_json, write_bytes
+
+HEADER_LIMIT = 100_000_000  # bytes: safetensors' own cap on a header
 
 
 def state_is_finite(model: torch.nn.Module) -> bool:
@@ -56,6 +58,33 @@ def read_weights(path: str) -> tuple[dict, dict]:
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{path} is corrupted or truncated ({e}); retrain or restore the run") from None
     return state, metadata
+
+
+def weight_shapes(path: str) -> dict:
+    """``{name: shape}`` of every tensor in the safetensors file ``path``, from its header: nothing is allocated."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= HEADER_LIMIT:
+                raise ValueError(f"a header of {size:,} bytes")
+            header = parse_json(f.read(size).decode("utf-8"), path)
+        return {name: tuple(entry["shape"]) for name, entry in header.items() if name != "__metadata__"}
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError, JSONError) as e:
+        raise CheckpointError(f"{path} is corrupted or truncated ({getattr(e, 'reason', e)}); retrain or restore "
+                              f"the run") from None
+
+
+def shape_mismatch(expected: dict, saved: dict) -> str | None:
+    """How the ``{name: shape}`` a model expects differs from a file's, in a few words; None when they agree."""
+    missing, unexpected = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+    if missing:
+        return f"the weights lack {len(missing)} tensor(s) the config needs, first {missing[0]}"
+    if unexpected:
+        return f"the weights hold {len(unexpected)} tensor(s) the config has no place for, first {unexpected[0]}"
+    for name in expected:
+        if tuple(expected[name]) != tuple(saved[name]):
+            return f"{name} is {list(saved[name])} in the weights but {list(expected[name])} by the config"
+    return None
 
 
 def save_train_state(path: str, state: dict) -> None:

@@ -26,13 +26,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rnnlab: error: {message} (see {self.prog} --help)\n")
 
     def parse_args(self, args=None, namespace=None):
-        """As argparse's, but an unknown option is reported by the subcommand it was given to (its --help)."""
-        parsed, extras = self.parse_known_args(args, namespace)
+        """As argparse's, but an unknown option is reported by the subcommand it was given to (its --help), and
+        a task written after ``--set k=v`` (which takes every word up to the next option) is still the task."""
+        parsed, extras = self.parse_known_args(_task_first(sys.argv[1:] if args is None else list(args)), namespace)
         if extras:
             subcommands = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
             owner = subcommands[0].choices[parsed.command] if subcommands else self
             owner.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
+
+
+def _task_first(argv: list) -> list:
+    """``train --set lr=0.1 charlm ...`` as ``train charlm --set lr=0.1 ...``: a word without "=" among the
+    values of --set that names a task is moved before the options (train and config only)."""
+    from .tasks import TASKS
+
+    if len(argv) < 2 or argv[0] not in ("train", "config") or argv[1] in TASKS:
+        return argv
+    rest, moved, in_set = [], [], False
+    for word in argv[1:]:
+        if word.startswith("-"):
+            in_set = word == "--set"
+        elif in_set and "=" not in word and word in TASKS and not moved:
+            moved.append(word)
+            continue
+        rest.append(word)
+    return [argv[0], *moved, *rest]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,7 +9,6 @@ import dataclasses
 from dataclasses import dataclass
 import json
 import math
-import os
 import sys
 
 if sys.version_info >= (3, 11):
@@ -18,6 +17,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import UserError
+from .files import read_bytes
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
@@ -68,6 +68,8 @@ class TrainConfig:
         at_least(self, 0, "clip", "clip_value", "max_steps", "eval_interval", "save_interval", "patience", "momentum", "eps",
                  "weight_decay", "min_lr", "decay_after", "plateau_patience")
         positive(self, "lr", "lr_decay")
+        at_most(self, MAX_COUNT, "batch_size", "epochs", "log_interval", "max_skips", "max_steps", "eval_interval",
+                "save_interval", "patience", "decay_after", "plateau_patience")
         if not 0 <= self.alpha < 1:
             raise UserError(f"alpha (RMSprop's smoothing constant) must be in [0, 1), got {self.alpha}")
 
@@ -86,6 +88,20 @@ def at_least(config, low, *keys: str) -> None:
             raise UserError(f"{key} {floor}, got {getattr(config, key)}")
 
 
+# Upper bounds on sizes, far past any model that trains (a 65,536-wide LSTM layer has 34 billion weights),
+# so that a typo or a damaged config.json is an error naming the key, not minutes of allocation.
+MAX_WIDTH = 1 << 16       # hidden_size, embedding_size
+MAX_LAYERS = 1024         # num_layers
+MAX_COUNT = 1 << 30       # steps, batch sizes, sequence lengths, data sizes
+
+
+def at_most(config, high, *keys: str) -> None:
+    """Refuse any of ``keys`` above ``high``, naming the key, its value and the bound."""
+    for key in keys:
+        if getattr(config, key) > high:
+            raise UserError(f"{key} must be at most {high:,}, got {getattr(config, key):,}")
+
+
 def positive(config, *keys: str) -> None:
     """Refuse any of ``keys`` that is zero or negative, naming the key and its value."""
     for key in keys:
@@ -96,6 +112,15 @@ def positive(config, *keys: str) -> None:
 def choose(value: str, choices, key: str) -> None:
     if value not in choices:
         raise UserError(f"{key} = {value!r} is not one of: {', '.join(choices)}")
+
+
+SHOWN = 60  # characters of a user's value an error message repeats
+
+
+def shown(value, quote: bool = True) -> str:
+    """``value`` as an error message repeats it: its repr (or text), cut to SHOWN characters."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text):,} characters)"
 
 
 def _coerce(value, field: dataclasses.Field, key: str):
@@ -121,7 +146,7 @@ def _coerce(value, field: dataclasses.Field, key: str):
             return float(value)
         return str(value)
     except (ValueError, OverflowError, TypeError):  # TypeError: a TOML date or time
-        raise UserError(f"{key} must be {kind}, got {value!r}") from None
+        raise UserError(f"{key} must be {kind}, got {shown(value)}") from None
 
 
 def override(config, values: dict, source: str):
@@ -130,7 +155,8 @@ def override(config, values: dict, source: str):
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise UserError(
-            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {source}; "
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(shown(k, quote=False) for k in unknown[:5])}"
+            f"{' ...' if len(unknown) > 5 else ''} in {source}; "
             f"valid keys: {', '.join(sorted(fields))}"
         )
     return dataclasses.replace(config, **{k: _coerce(v, fields[k], k) for k, v in values.items()})
@@ -142,21 +168,21 @@ def parse_set(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set expects key=value, got {item!r} (for example --set lr=0.001)")
+            raise UserError(f"--set expects key=value, got {shown(item)} (for example --set lr=0.001)")
         values[key.strip()] = value.strip()
     return values
 
 
 def load_toml(path: str) -> dict:
-    if os.path.isdir(path):
-        raise UserError(f"config file {path} is a folder; give a TOML file")
+    data = read_bytes(path, "config", "config file", "give a TOML file")
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist") from None
+        return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"config file {path} is not valid TOML (a UTF-8 text file): {e}") from None
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise UserError(f"config file {path} is not valid TOML: {str(e).split(';')[0]}") from None
+    except RecursionError:
+        raise UserError(f"config file {path} is not valid TOML: nested too deeply") from None
 
 
 def resolve(presets: dict, preset: str, toml_path: str | None = None, sets: list[str] = (), extra: dict | None = None):

@@ -30,7 +30,7 @@ import shutil
 from . import checkpoint
 from .data.text import Vocab
 from .errors import CheckpointError, UserError
-from .files import pid_alive, remove_stale_temps, write_text
+from .files import JSONError, check_file, parse_json, pid_alive, read_bytes, read_json, remove_stale_temps, write_text
 from .version import __version__
 
 log = logging.getLogger(__name__)
@@ -87,31 +87,36 @@ class RunFolder:
         if not os.path.isdir(self.path):
             raise CheckpointError(f"run folder {self.name} does not exist; check the path, or train one there "
                                   f"(rnnlab train TASK --out {self.name})")
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             raise CheckpointError(f"{self.name} is not an rnnlab run folder (no {CONFIG})")
         try:
-            with open(path, encoding="utf-8") as f:
-                header = json.load(f)
-            if not isinstance(header["task"], str) or not isinstance(header["config"], dict):
-                raise TypeError("task must be a name and config an object")
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, OSError) as e:
-            raise CheckpointError(f"{path} is corrupted ({e}); retrain the run") from None
+            header = read_json(path, "config", "the run's config", "retrain the run")
+            if not isinstance(header, dict) or not isinstance(header.get("task"), str) \
+                    or not isinstance(header.get("config"), dict):
+                raise TypeError("it must hold a task name and a config object")
+        except (JSONError, TypeError) as e:
+            raise CheckpointError(f"{path} is corrupted ({getattr(e, 'reason', e)}); retrain the run") from None
+        except UserError as e:  # not a regular file, over the cap
+            raise CheckpointError(str(e)) from None
         return _upgrade(header)
 
     def read_vocab(self) -> Vocab:
         path = self._file(VOCAB)
+        if not os.path.lexists(path):
+            raise CheckpointError(f"{self.name} has no {VOCAB}; the run folder is incomplete")
         try:
-            with open(path, encoding="utf-8") as f:
-                vocab = Vocab.from_json(f.read())
+            vocab = Vocab.from_data(read_json(path, "vocabulary", "the run's vocabulary", "retrain the run"))
             if vocab.kind not in Vocab.KINDS or not all(isinstance(t, str) for t in vocab.tokens):
                 raise ValueError(f"kind {vocab.kind!r} with tokens that are not all strings")
             if not vocab.tokens and not vocab.features and vocab.kind != "strokes":
                 raise ValueError("no tokens")
             if len(vocab.index) != len(vocab.tokens):
                 raise ValueError("a token is listed twice")
-        except FileNotFoundError:
-            raise CheckpointError(f"{self.name} has no {VOCAB}; the run folder is incomplete") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, OSError) as e:
+        except JSONError as e:
+            raise CheckpointError(f"{path} is corrupted ({e.reason}); retrain the run") from None
+        except UserError as e:  # not a regular file, over the cap
+            raise CheckpointError(str(e)) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{path} is corrupted ({e}); retrain the run") from None
         return vocab
 
@@ -126,9 +131,24 @@ class RunFolder:
 
     def read_weights(self) -> tuple[dict, dict]:
         """The saved weights (CPU tensors) and their metadata."""
-        if not os.path.exists(self.weights_path):
+        if not os.path.lexists(self.weights_path):
             raise CheckpointError(f"{self.name} has no {WEIGHTS} yet: training has not reached its first evaluation")
+        self._check(self.weights_path)
         return checkpoint.read_weights(self.weights_path)
+
+    def weight_shapes(self) -> dict:
+        """``{name: shape}`` of the saved weights, from the safetensors header alone (nothing allocated)."""
+        self._check(self.weights_path)
+        return checkpoint.weight_shapes(self.weights_path)
+
+    def _check(self, path: str) -> None:
+        try:
+            check_file(path, "checkpoint", "the run's checkpoint", "retrain or restore the run")
+        except UserError as e:
+            raise CheckpointError(str(e)) from None
+
+    def has_weights(self) -> bool:
+        return os.path.lexists(self.weights_path)
 
     def has_checkpoint(self) -> bool:
         """Whether the folder holds a run worth keeping: weights or a resumable state."""
@@ -136,28 +156,36 @@ class RunFolder:
 
     def load_train_state(self) -> dict:
         path = self._file(TRAIN_STATE)
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             raise CheckpointError(f"{self.name} has no {TRAIN_STATE} to resume from; train without --resume")
+        self._check(path)
         return checkpoint.load_train_state(path)
 
     def read_metrics(self) -> tuple[list[dict], int]:
         """The records of ``metrics.jsonl`` that parse and carry a step, and how many non-blank lines were
         damaged (most often one line cut short by a killed process)."""
         path = self._file(METRICS)
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             raise CheckpointError(f"{self.name} has no {METRICS}: train a run there first")
+        try:
+            text = read_bytes(path, "metrics", "the run's metrics", "remove it, or train the run again").decode(
+                "utf-8", errors="replace")
+        except UserError as e:
+            raise CheckpointError(str(e)) from None
         records, damaged = [], 0
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    damaged += bool(line.strip())
-                    continue
-                if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
-                    records.append(record)
-                else:
-                    damaged += 1
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = parse_json(line, f"{path} line {n}")
+            except JSONError:  # a line cut short by a killed process, or damaged: the others are good
+                damaged += 1
+                continue
+            step = record.get("step") if isinstance(record, dict) else None
+            if isinstance(step, int) and not isinstance(step, bool) and 0 <= step:
+                records.append(record)
+            else:
+                damaged += 1
         return records, damaged
 
     def read_styles(self) -> list:

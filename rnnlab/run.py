@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from .checkpoint import load_into
+from .checkpoint import load_into, shape_mismatch
 from .config import check_seed, override, resolve, to_toml
 from .data.text import Vocab
 from .errors import CheckpointError, UserError
@@ -168,17 +168,35 @@ def load(path_or_builtin: str, device: str = "cpu") -> Run:
     if header["task"] not in TASKS:
         raise CheckpointError(f"{folder.name} holds a run of task {header['task']!r}, which this rnnlab does not know")
     task = TASKS[header["task"]]
-    try:
-        config = override(task.Config(), header["config"], folder.config_path)
-        config.validate()
-    except UserError as e:
-        raise CheckpointError(f"{folder.config_path} is corrupted ({e}); retrain the run") from None
+    config = stored_config(folder, task, header)
     vocab = folder.read_vocab()
+    check_shapes(folder, task, config, vocab)
     state, metadata = folder.read_weights()
     model = task.build_model(config, vocab)
     load_into(model, state, folder.weights_path, "config.json and vocab.json")
     model.to(resolve_device(device)).eval()
     return Run(path_or_builtin, folder, task, config, vocab, model, metadata)
+
+
+def stored_config(folder: RunFolder, task, header: dict):
+    """The config a run folder's header holds, validated as training validates it (every size bounded)."""
+    try:
+        config = override(task.Config(), header["config"], folder.config_path)
+        config.validate()
+    except UserError as e:
+        raise CheckpointError(f"{folder.config_path} is corrupted ({e}); retrain the run") from None
+    return config
+
+
+def check_shapes(folder: RunFolder, task, config, vocab: Vocab) -> None:
+    """The model ``config`` and ``vocab`` describe must have the shapes of the saved weights: compared on
+    torch's meta device against the safetensors header, so a damaged config.json (hidden_size 10^6) is an
+    error before anything is allocated or read."""
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in task.build_model(config, vocab).state_dict().items()}
+    mismatch = shape_mismatch(expected, folder.weight_shapes())
+    if mismatch:
+        raise CheckpointError(f"{folder.weights_path} does not match config.json and vocab.json ({mismatch})")
 
 
 def task_named(name: str) -> type:
@@ -241,10 +259,12 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
             if preset or config:
                 raise UserError("resume (--resume) continues the run's own config; drop preset and config (--preset, "
                                 "--config) and override keys instead (--set KEY=VALUE)")
-            settings = override(spec.Config(), header["config"], folder.config_path)
-            settings = override(settings, overrides, "the overrides")
-            settings.validate()
+            stored = stored_config(folder, spec, header)
             vocab = folder.read_vocab()
+            if folder.has_weights():  # a damaged config.json fails here, before a model of its size is built
+                check_shapes(folder, spec, stored, vocab)
+            settings = override(stored, overrides, "the overrides")
+            settings.validate()
             saved = folder.load_train_state()  # read now: a damaged one fails before anything is written
         else:
             if header is not None and not force:

@@ -28,13 +28,14 @@ from .attention import finished
 from .data.strokes import StrokeStats, absolute_to_offsets, offsets_to_points, thin_strokes
 from .data.text import Vocab
 from .errors import UserError
-from .files import write_text
+from .files import JSONError, atomic_write, read_json, write_text
 from .mixture import sample as sample_mixture
 
 MAX_BIAS = 10.0  # sigma shrinks by e^-10 and pi is a one-hot long before: larger biases change nothing
 CAP_FACTOR = 3.0  # a line stops after 3x its text's points at the training data's average speed (1% of IAM
                   # lines are slower than 1.7x: 36 points per character against 21.8 on average)
 SUGGESTED_WRAP = 40  # characters: the --wrap an over-long line's error suggests, short of any trained limit
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # style offsets are float32: a larger number would be inf
 LINE_SPACING = 1.4  # page layout: baseline-to-baseline distance / the tallest line's height
 
 
@@ -92,8 +93,6 @@ class Handwriting:
                      for t, line, s in zip(self.texts, self.lines, self.stopped)]
             write_text(path, json.dumps({"lines": lines}) + "\n")
         elif kind == ".npy":
-            from .files import atomic_write
-
             check_output(path)
             offsets = np.asarray(self.page()[0], dtype=np.float32)
             atomic_write(path, lambda tmp: _save_npy(tmp, offsets))
@@ -161,24 +160,21 @@ def read_style_file(path: str, point_stride: int = 1) -> Style:
 def read_styles(path: str, single: bool = False) -> list[Style]:
     """The styles of a JSON file: a list of ``{"text", "offsets"}`` objects, or one (``single``)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"--style {path}: no such file; give a style number or a JSON file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"--style {path} is not readable JSON ({e})") from None
+        data = read_json(path, "style", "style file", "give a style number or a JSON file {\"text\", \"offsets\"}")
+    except JSONError as e:
+        raise UserError(f"--style {path} is not readable JSON ({e.reason})") from None
     entries = [data] if single else data
     styles = []
     for entry in entries if isinstance(entries, list) else [None]:
         try:
-            text, offsets = entry["text"], np.asarray(entry["offsets"], dtype=np.float32)
-        except (TypeError, KeyError, ValueError):
+            text, offsets = entry["text"], np.asarray(entry["offsets"], dtype=np.float64)
+        except (TypeError, KeyError, ValueError, OverflowError):
             text, offsets = None, np.zeros(0)
         if not isinstance(text, str) or not text.strip() or offsets.ndim != 2 or offsets.shape[1:] != (3,) \
-                or len(offsets) < 2 or not np.isfinite(offsets).all():
+                or len(offsets) < 2 or not (np.abs(offsets) <= FLOAT32_MAX).all():  # NaN fails this too
             raise UserError(f"style file {path} must hold {{\"text\": \"...\", \"offsets\": [[dx, dy, end_of_stroke], "
-                            f"...]}} with a non-empty text and at least 2 finite rows of 3 numbers")
-        styles.append(Style(text.strip(), offsets))
+                            f"...]}} with a non-empty text and at least 2 rows of 3 numbers float32 can hold")
+        styles.append(Style(text.strip(), offsets.astype(np.float32)))
     return styles
 
 

@@ -158,7 +158,7 @@ def test_sample_options_that_do_not_fit_a_text_run(trained, capsys, tmp_path):
     (["sample", "RUN", "--temperature", "nan"], "temperature must be >= 0"),
     (["gradients", "--seed", "-1", "--length", "3"], "--seed must be in [0, 2**63)"),
     (["write", "Hi", "-o", "x.svg", "--seed", str(2**63)], "seed must be in [0, 2**63)"),
-    (["write", "Hi", "-o", "x.svg", "--style", "\u00b2"], "--style \u00b2"),
+    (["write", "Hi", "-o", "x.svg", "--style", "\u00b2"], "style file \u00b2 does not exist"),  # not a digit to int(): a file name
     (["write", "a" * 70, "-o", "x.svg", "--wrap", "40"], "one word of 70 characters"),
 ])
 def test_bad_options_are_one_line(trained, capsys, argv, expected, monkeypatch, tmp_path):

@@ -184,3 +184,25 @@ def test_presets_and_configure():
     assert (config.hidden_size, config.dropout, config.lr) == (650, 0.4, 35.0)
     with pytest.raises(UserError, match="it is a preset of synthesis: rnnlab train synthesis --preset synthesis-cpu"):
         rnnlab.configure("handwriting", "synthesis-cpu")
+
+
+def test_a_config_that_no_longer_fits_its_weights_is_caught_before_a_model_is_built(charlm_run, tmp_path, monkeypatch):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(charlm_run.path, damaged)
+    header = json.loads((damaged / "config.json").read_text())
+    header["config"]["hidden_size"] = 4000  # 16x the weights, were the model built
+    (damaged / "config.json").write_text(json.dumps(header))
+    built = []
+    original = rnnlab.TASKS["charlm"].build_model
+    monkeypatch.setattr(rnnlab.TASKS["charlm"], "build_model",
+                        classmethod(lambda cls, c, v: built.append(torch.empty(0).device.type) or original(c, v)))
+    with pytest.raises(rnnlab.CheckpointError, match=r"rnn.rnn.weight_ih_l0 is \[64, 30\] in the weights but "
+                                                     r"\[16000, 30\] by the config"):
+        rnnlab.load(str(damaged))
+    assert built == ["meta"]  # only the shapes, on torch's meta device: nothing allocated
+    header["config"]["hidden_size"] = 10**6
+    (damaged / "config.json").write_text(json.dumps(header))
+    with pytest.raises(rnnlab.CheckpointError, match="hidden_size must be at most 65,536, got 1,000,000"):
+        rnnlab.load(str(damaged))

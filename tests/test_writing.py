@@ -218,12 +218,13 @@ def test_style_files_are_read_and_thinned_like_the_training_lines(tmp_path):
     (json.dumps({"text": "ab", "offsets": [[1, 2]]}), "must hold"),
     (json.dumps({"text": "ab", "offsets": [[1, 2, 0]]}), "must hold"),  # one row
     (json.dumps({"text": " ", "offsets": [[1, 2, 0], [1, 1, 1]]}), "must hold"),
-    (json.dumps({"text": "ab", "offsets": [[1, 2, 0], [float("nan"), 1, 1]]}), "must hold"),
+    (json.dumps({"text": "ab", "offsets": [[1, 2, 0], [float("nan"), 1, 1]]}), r"\(NaN is not a JSON number\)"),
+    (json.dumps({"text": "ab", "offsets": [[1, 2, 0], [1e39, 1, 1]]}), "must hold"),  # beyond float32: inf
     (json.dumps({"offsets": [[1, 2, 0], [1, 1, 1]]}), "must hold"),
     (json.dumps(["not", "an object"]), "must hold"),
     ("{not json", "not readable JSON"),
-    (None, "no such file"),
-], ids=["two-columns", "one-row", "blank-text", "nan", "no-text", "a-list", "not-json", "missing"])
+    (None, "does not exist; give a style number or a JSON file"),
+], ids=["two-columns", "one-row", "blank-text", "nan", "beyond-float32", "no-text", "a-list", "not-json", "missing"])
 def test_a_bad_style_file_is_one_line(tmp_path, content, message):
     path = tmp_path / "style.json"
     if content is not None:

@@ -7,8 +7,9 @@ User data is JSON Lines, one sequence per line, in one of these forms::
     {"features": [[0.1, 2.0], [0.3, 1.5]], "label": 3}              feature vectors instead of tokens
     {"features": [[0.5, 0.0], [0.2, 1.0]], "target": 0.7}           a real number per sequence (regression)
 
-Tokens and class names are strings or numbers (read as their text); features and targets are finite numbers,
-and every feature vector of a file has the same width. A trained run reads a file with its own ids: the file
+Tokens and class labels are strings or integers: the integer 1, the number 1.0 and the string "1" name the
+same class; a fractional number, a boolean or null (except as a per-step label: not scored) is an error.
+Features and targets are finite numbers, and every feature vector of a file has the same width. A trained run reads a file with its own ids: the file
 may use a subset of the run's tokens and classes, not others.
 
 Sequences may differ in length: a batch is padded to its longest sequence and every padded (or null)
@@ -22,15 +23,19 @@ position is left out of the loss and the metrics::
 
 from dataclasses import dataclass
 import json
-import math
-import os
+import logging
 
 import torch
 
 from ..errors import UserError
+from ..files import JSONError, parse_json, read_bytes
 from .text import Vocab
 
+log = logging.getLogger(__name__)
+
 IGNORE = -100  # label of a step that is not scored (torch's cross_entropy ignore_index)
+PAD_LIMIT = 2**31  # bytes: a file's sequences padded to its longest must fit in this (2 GiB)
+LONG_FACTOR = 10   # a sequence this many times longer than the median is worth a warning
 FLOAT32_MAX = torch.finfo(torch.float32).max  # inputs and targets are float32: a larger number would be inf
 
 
@@ -66,9 +71,10 @@ class Sequences:
 # ----------------------------------------------------------------------------------------- user data
 
 
-def read_jsonl(path: str, vocab: Vocab | None = None) -> tuple[Sequences, list, list]:
+def read_jsonl(path: str, vocab: Vocab | None = None, max_length: int = 0) -> tuple[Sequences, list, list]:
     """Read ``path``; return the sequences, the input vocabulary (token strings; [] for features) and the
-    class names ([] for regression). Any malformed line is an error naming the file, the line and the fix.
+    class names ([] for regression). Any malformed line is an error naming the file, the line and the fix;
+    so is a sequence longer than ``max_length`` (0: no limit).
 
     ``vocab`` (a trained run's) fixes the ids instead: a file may use a subset of the run's tokens and
     classes, but one the run never saw, or another input form, is an error that names it."""
@@ -98,9 +104,7 @@ def read_jsonl(path: str, vocab: Vocab | None = None) -> tuple[Sequences, list, 
         if not isinstance(seq, list) or not seq:
             raise UserError(f"{where}: {key_in!r} must be a non-empty list, got {_show(seq)}")
         if use_tokens:
-            for t, token in enumerate(seq):
-                if not _is_name(token):
-                    raise UserError(f"{where}: tokens[{t}] is {_show(token)}; every token must be a string or a number")
+            seq = [_name(token, where, f"tokens[{t}]", "every token") for t, token in enumerate(seq)]
         else:
             width = _check_vectors(seq, where, width, first_line)
         out = rec[key_out]
@@ -109,24 +113,26 @@ def read_jsonl(path: str, vocab: Vocab | None = None) -> tuple[Sequences, list, 
                 got = len(out) if isinstance(out, list) else _show(out)
                 raise UserError(f"{where}: 'labels' must have one label per step, {len(seq)} like {key_in!r}, "
                                 f"but has {got}; use null for a step without a label")
-            for t, label in enumerate(out):
-                if label is not None and not _is_name(label):
-                    raise UserError(f"{where}: labels[{t}] is {_show(label)}; a label is a class name (a string or a "
-                                    f"number), or null for a step that is not scored")
+            out = [None if label is None else _name(label, where, f"labels[{t}]", "a label (null: not scored)")
+                   for t, label in enumerate(out)]
         elif regression and not _is_finite(out):
             raise UserError(f"{where}: 'target' is {_show(out)}; it must be a finite number (regression)")
-        elif not regression and not _is_name(out):
-            raise UserError(f"{where}: 'label' is {_show(out)}; it must be a class name (a string or a number); "
-                            f"to leave steps unscored use 'labels' with one label or null per step")
+        elif not regression:
+            if out is None:
+                raise UserError(f"{where}: 'label' is null; it must be a class name (a string or an integer); to "
+                                f"leave steps unscored use 'labels' with one label or null per step")
+            out = _name(out, where, "'label'", "a label")
         seqs.append(seq)
         outs.append(out)
+    _check_lengths(path, [n for n, _ in records], [len(s) for s in seqs], max_length, not use_tokens and width or 0,
+                   per_step)
     if per_step and all(o is None for out in outs for o in out):
         raise UserError(f"{path}: no step has a label (every one of 'labels' is null), so there is nothing to learn "
                         f"or score; give each sequence at least one labelled step")
     if vocab is not None:
         _check_form(path, vocab, use_tokens, width, regression)
     if use_tokens:
-        token_rows = [[str(t) for t in s] for s in seqs]
+        token_rows = seqs
         tokens = sorted({t for s in token_rows for t in s}) if vocab is None else vocab.tokens
         rows = _ids(token_rows, tokens, path, "token")
     else:
@@ -135,7 +141,7 @@ def read_jsonl(path: str, vocab: Vocab | None = None) -> tuple[Sequences, list, 
         classes = []
         labels = torch.tensor([float(o) for o in outs])
     else:
-        label_rows = [[None if o is None else str(o) for o in (out if per_step else [out])] for out in outs]
+        label_rows = [out if per_step else [out] for out in outs]
         classes = sorted({o for r in label_rows for o in r if o is not None}, key=_natural) if vocab is None \
             else vocab.labels
         ids = _ids(label_rows, classes, path, "class", "classes")
@@ -143,18 +149,31 @@ def read_jsonl(path: str, vocab: Vocab | None = None) -> tuple[Sequences, list, 
     return pad(rows, labels, per_step, regression, features=not use_tokens), tokens, classes
 
 
+def _check_lengths(path: str, lines: list, lengths: list, max_length: int, width: int, per_step: bool) -> None:
+    """Refuse a sequence over ``max_length``, or a file whose padding to its longest sequence would not fit in
+    memory; warn about a sequence far longer than the median (its batches are slow, if not the others')."""
+    longest = max(range(len(lengths)), key=lengths.__getitem__)
+    steps, line = lengths[longest], lines[longest]
+    if max_length and steps > max_length:
+        raise UserError(f"{path} line {line}: a sequence of {steps:,} steps, over max_length = {max_length:,}; "
+                        f"split or drop it, or raise max_length (--set max_length=N)")
+    bytes_per_step = 4 * width if width else 8  # float32 features, or int64 token ids
+    padded = len(lengths) * steps * (bytes_per_step + (8 if per_step else 0))
+    if padded > PAD_LIMIT:
+        raise UserError(f"{path}: padding its {len(lengths):,} sequences to the longest ({steps:,} steps, line "
+                        f"{line}) would take {padded / 2**30:.1f} GiB, over {PAD_LIMIT // 2**30} GiB; split the long "
+                        f"sequences, or refuse them with max_length (--set max_length=N)")
+    median = sorted(lengths)[len(lengths) // 2]
+    if steps > LONG_FACTOR * median:
+        log.warning("%s line %d: a sequence of %s steps, %.0fx the median %d; batches group sequences of similar "
+                    "length, but its own are slow (set max_length to refuse such lines)", path, line, f"{steps:,}",
+                    steps / median, median)
+
+
 def _read_records(path: str) -> list:
     """The (line number, JSON object) of every non-blank line of the UTF-8 file ``path``."""
     fix = "give a UTF-8 JSONL file (one JSON object per line, see rnnlab/data/sequences.py)"
-    if os.path.isdir(path):
-        raise UserError(f"data path {path} is a directory; {fix}")
-    if not os.path.isfile(path):
-        raise UserError(f"data file {path} does not exist; {fix}")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise UserError(f"data file {path} cannot be read ({e.strerror}); check its permissions") from None
+    raw = read_bytes(path, "text", "data file", fix)
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise UserError(f"data file {path} looks binary (a NUL byte on line {line}); {fix}")
@@ -169,11 +188,11 @@ def _read_records(path: str) -> list:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path} line {n} is not valid JSON ({e.msg}); each line is one JSON object") from None
-        except RecursionError:
-            raise UserError(f"{path} line {n} is nested too deeply to read; each line is one flat JSON object") \
+            record = parse_json(line, f"{path} line {n}")
+        except JSONError as e:
+            hint = " (a missing value? replace it, for example by 0 plus a feature that marks it)" \
+                if e.reason.startswith("NaN") else ""
+            raise UserError(f"{path} line {n} is not valid JSON ({e.reason}){hint}; each line is one JSON object") \
                 from None
         if not isinstance(record, dict):
             raise UserError(f"{path} line {n} is {_show(record)}, not a JSON object; each line is one sequence, "
@@ -191,12 +210,9 @@ def _check_vectors(seq: list, where: str, width: int | None, first_line: int) ->
             raise UserError(f"{where}: features[{t}] is {_show(vector)}; each step is a non-empty list of numbers, "
                             f"like [[0.1, 2.0], [0.3, 1.5]] (a single feature per step: [[0.1], [0.3]])")
         for v in vector:
-            if not _is_finite(v):
-                hint = ""
-                if isinstance(v, float) and math.isnan(v):
-                    hint = " (replace a missing value, for example by 0 plus a feature that marks it)"
-                elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                    hint = f" within float32's range, +-{FLOAT32_MAX:.1e}"
+            if not _is_finite(v):  # NaN and infinities never get here: the JSON reader refuses them
+                hint = f" within float32's range, +-{FLOAT32_MAX:.1e}" if isinstance(v, (int, float)) \
+                    and not isinstance(v, bool) else ""
                 raise UserError(f"{where}: features[{t}] holds {_show(v)}; every feature must be a finite number{hint}")
         if width is None:
             width = len(vector)
@@ -232,9 +248,17 @@ def _ids(rows: list, names: list, path: str, what: str, plural: str = "") -> lis
     return [[IGNORE if x is None else index[x] for x in row] for row in rows]
 
 
-def _is_name(value) -> bool:
-    """A token or a class name: a JSON string or number (numbers are read as their text)."""
-    return isinstance(value, (str, int, float))
+def _name(value, where: str, what: str, rule: str) -> str:
+    """A token or class name as text: a string as it is, an integer (or an integral number: 1.0 is 1) as its
+    digits; anything else is an error naming ``where`` and ``what``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise UserError(f"{where}: {what} is {_show(value)}; {rule} must be a string or an integer (1 and 1.0 are the "
+                    f"same class; a fraction or a boolean is not a name)")
 
 
 def _is_finite(value) -> bool:

@@ -29,6 +29,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from ..errors import UserError
+from ..files import read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,11 @@ def read_line_strokes(path: str) -> np.ndarray:
     """Points of one line XML as (N, 3) float64: x, y **up** (negated IAM y), end_of_stroke; sensor units.
     Raises UnusableFile (malformed_xml, empty_stroke_set, absurd_coordinates)."""
     try:
-        stroke_set = ET.parse(path).getroot().find("StrokeSet")
+        stroke_set = ET.fromstring(read_bytes(path, "stroke file")).find("StrokeSet")
     except ET.ParseError as e:
         raise UnusableFile("malformed_xml", f"{path}: {e}") from None
-    except OSError as e:
-        raise UnusableFile("unreadable_file", f"{path}: {e.strerror}") from None
+    except UserError as e:  # not a regular file, over the cap, unreadable
+        raise UnusableFile("unreadable_file", str(e)) from None
     if stroke_set is None:
         raise UnusableFile("malformed_xml", f"{path}: no <StrokeSet> element")
     rows = []
@@ -196,10 +197,9 @@ def thin_strokes(offsets: np.ndarray, stride: int) -> np.ndarray:
 def read_transcription(path: str) -> list[str]:
     """The CSR lines of a form's ascii text, IAM's %%% separator read as a line break (SOURCE.md)."""
     try:
-        with open(path, encoding="latin-1") as f:
-            text = f.read()
-    except OSError as e:
-        raise UnusableFile("unreadable_file", f"{path}: {e.strerror}") from None
+        text = read_bytes(path, "stroke file").decode("latin-1")
+    except UserError as e:
+        raise UnusableFile("unreadable_file", str(e)) from None
     if "CSR:" not in text:
         raise UnusableFile("no_transcription", f"{path}: no CSR: section")
     csr = text.split("CSR:", 1)[1].replace(LINE_BREAK, "\n")

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 import json
 import math
-import os
 
 import torch
 
 from ..errors import UserError
+from ..files import read_bytes
 
 BUILTIN_TEXTS = {"tinyshakespeare": "tinyshakespeare.txt"}
 BUILTIN_PREFIX = "builtin:"
@@ -47,12 +47,7 @@ def read_text(path: str) -> str:
         if name not in BUILTIN_TEXTS:
             raise UserError(f"unknown built-in text {name!r}; built-in texts: {', '.join(BUILTIN_TEXTS)}")
         return resources.files(__package__).joinpath(BUILTIN_TEXTS[name]).read_text(encoding="utf-8")
-    if not os.path.exists(path):
-        raise UserError(f"data file {path} does not exist; give the path of a UTF-8 text file")
-    if os.path.isdir(path):
-        raise UserError(f"data path {path} is a directory; give the path of a UTF-8 text file")
-    with open(path, "rb") as f:
-        raw = f.read()
+    raw = read_bytes(path, "text", "data file", "give the path of a UTF-8 text file")
     if not raw.strip():
         raise UserError(f"data file {path} is empty; give a text file with some content")
     if b"\x00" in raw:
@@ -139,9 +134,17 @@ class Vocab:
         return json.dumps(data, ensure_ascii=False, indent=0)
 
     @classmethod
-    def from_json(cls, text: str) -> "Vocab":
-        data = json.loads(text)
-        return cls(list(data["tokens"]), data["kind"], list(data.get("labels", [])), int(data.get("features", 0)))
+    def from_data(cls, data: dict) -> "Vocab":
+        """The vocabulary of :meth:`to_json`'s parsed JSON; a ValueError (or KeyError, TypeError) says what is wrong."""
+        features = data.get("features", 0)
+        if isinstance(features, bool) or not isinstance(features, int) or features < 0:
+            raise ValueError(f"features must be a number of inputs, got {features!r}")
+        labels = data.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise ValueError("labels must be a list of class names")
+        if not isinstance(data["tokens"], list):
+            raise TypeError("tokens must be a list")
+        return cls(list(data["tokens"]), data["kind"], list(labels), features)
 
 
 class TokenStream:

@@ -13,7 +13,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ..config import TrainConfig, at_least, choose
+from ..config import MAX_COUNT, MAX_LAYERS, MAX_WIDTH, TrainConfig, at_least, at_most, choose
 from ..data import sequences as seqs
 from ..data.text import Vocab
 from ..errors import UserError
@@ -42,6 +42,7 @@ class Config(TrainConfig):
     train_size: int = 2000          # toy: training sequences
     valid_size: int = 500           # toy: validation sequences
     valid_fraction: float = 0.1     # JSONL: share of the sequences held out (a seeded shuffle)
+    max_length: int = 0             # JSONL: a sequence longer than this is an error (0: no limit)
     cell: str = "lstm"              # rnn, rnn_relu, lstm or gru
     hidden_size: int = 64           # units per layer
     num_layers: int = 1             # stacked layers
@@ -57,6 +58,10 @@ class Config(TrainConfig):
         if not self.data:
             choose(self.toy, TOYS, "toy")
         at_least(self, 1, "seq_len", "symbols", "copy_length", "train_size", "valid_size", "hidden_size", "num_layers")
+        at_most(self, MAX_WIDTH, "hidden_size", "embedding_size")
+        at_most(self, MAX_LAYERS, "num_layers")
+        at_least(self, 0, "max_length")
+        at_most(self, MAX_COUNT, "seq_len", "symbols", "copy_length", "delay", "train_size", "valid_size", "max_length")
         if self.embedding_size < 1:
             raise UserError(f"embedding_size must be at least 1, got {self.embedding_size}: the classifier embeds "
                             f"token ids and has no one-hot input (0 means one-hot in charlm and wordlm only)")
@@ -105,7 +110,7 @@ def load_data(config: Config, vocab: Vocab | None = None) -> tuple[seqs.Sequence
     A run's ``vocab`` (resume, evaluate) maps the file's tokens and classes to the ids the model learnt."""
     generator = torch.Generator().manual_seed(config.seed)
     if config.data:
-        data, tokens, labels = seqs.read_jsonl(config.data, vocab)
+        data, tokens, labels = seqs.read_jsonl(config.data, vocab, config.max_length)
         order = torch.randperm(len(data), generator=generator)
         n_valid = max(1, round(len(data) * config.valid_fraction))
         if len(data) - n_valid < 1:
@@ -184,9 +189,13 @@ class Classify(Task):
         self.config = replace(config, scored=check_scored(self.train, config, config.data or config.toy))
         self.regression = self.train.regression
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
+        lengths = self.train.lengths
+        # Batches of similar lengths when they differ (a long sequence pads only its own batch); toy sets, of one
+        # length, keep their plain shuffled order.
+        self.lengths = lengths.tolist() if bool((lengths != lengths[0]).any()) else None
 
     def train_batch(self, step: int):
-        picked = shuffled_batch(step, len(self.train), self.config.batch_size, self.config.seed)
+        picked = shuffled_batch(step, len(self.train), self.config.batch_size, self.config.seed, self.lengths)
         return self.train.batch(picked), True
 
     def loss(self, model, batch, state):
@@ -206,7 +215,7 @@ class Classify(Task):
         if data is None:
             _, valid, _ = load_data(run.config, run.vocab)
         else:
-            valid, _, _ = seqs.read_jsonl(data, run.vocab)  # the run's ids: a subset of its tokens and classes is fine
+            valid, _, _ = seqs.read_jsonl(data, run.vocab, run.config.max_length)  # the run's ids: a subset is fine
             check_scored(valid, run.config, data)
         result = evaluate_set(run.model, valid, run.vocab, run.config.batch_size,
                               adding_baseline(run.config) if data is None else None)

@@ -9,7 +9,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ..config import TrainConfig, at_least, choose, positive
+from ..config import MAX_COUNT, MAX_LAYERS, MAX_WIDTH, TrainConfig, at_least, at_most, choose, positive
 from ..data.text import TokenStream, Vocab
 from ..errors import UserError
 from ..models import INIT_SCHEMES, RNNLanguageModel
@@ -40,6 +40,9 @@ class LMConfig(TrainConfig):
         choose(self.init, INIT_SCHEMES, "init")
         at_least(self, 1, "seq_len", "hidden_size", "num_layers")
         at_least(self, 0, "embedding_size", "preview_length")
+        at_most(self, MAX_WIDTH, "hidden_size", "embedding_size")
+        at_most(self, MAX_LAYERS, "num_layers")
+        at_most(self, MAX_COUNT, "seq_len", "preview_length")
         positive(self, "init_scale")
         if not 0 <= self.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")

@@ -22,7 +22,7 @@ import os
 import numpy as np
 import torch
 
-from ..config import TrainConfig, at_least, positive
+from ..config import MAX_COUNT, MAX_LAYERS, MAX_WIDTH, TrainConfig, at_least, at_most, positive
 from ..data import hershey, iamondb, strokes
 from ..data.order import shuffled_batch
 from ..data.text import Vocab
@@ -31,6 +31,8 @@ from ..mixture import sequence_nll, split_params
 from .base import Task
 
 log = logging.getLogger(__name__)
+
+MAX_MIXTURES = 1024  # mixture components (Graves: 20) and window Gaussians (Graves: 10): far past either
 
 
 @dataclass
@@ -57,6 +59,10 @@ class PenConfig(TrainConfig):
         super().validate()  # every float finite, among others
         at_least(self, 1, "hidden_size", "num_layers", "mixtures", "synthetic_lines", "point_stride")
         at_least(self, 0, "sample_points")
+        at_most(self, MAX_WIDTH, "hidden_size")
+        at_most(self, MAX_LAYERS, "num_layers")
+        at_most(self, MAX_MIXTURES, "mixtures")
+        at_most(self, MAX_COUNT, "synthetic_lines", "sample_points", "point_stride")
         if not 0 < self.valid_fraction < 1:
             raise UserError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
         positive(self, "std_dx", "std_dy")  # the training split's statistics: a resumed or loaded run divides by them

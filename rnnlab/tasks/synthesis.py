@@ -15,19 +15,22 @@ import logging
 
 import torch
 
-from ..config import at_least
+from ..config import MAX_COUNT, at_least, at_most
 from ..data.text import Vocab
 from ..errors import UserError
 from ..models import HandwritingSynthesizer
 from ..writing import Handwriting, Style, check_texts, read_style_file, write_lines
 from .base import Preset
-from .pen import PenConfig, PenTask
+from .pen import MAX_MIXTURES, PenConfig, PenTask
 
 log = logging.getLogger(__name__)
 
 # What the synthesis network writes by default: every character of the IAM-OnDB transcriptions but "[", "]"
 # and "*" (5 of 10,100 training lines), which are skipped, counted, in training. Rare letters (Q, X, Z: 17, 3
 # and 5 lines) stay in: a letter outside the alphabet is an error at write time, never silently dropped.
+# The writing speed a run may record: IAM-OnDB lines take 0.05 characters per point (0.1 at point_stride 2);
+# outside these bounds the cap of points is absurd (1e-30: 10^30 points) or no line gets a point per character.
+MIN_PACE, MAX_PACE = 1e-4, 10.0
 ALPHABET = " !\"#&'()+,-./0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -47,6 +50,11 @@ class Config(PenConfig):
         super().validate()
         at_least(self, 1, "window_gaussians")
         at_least(self, 0, "max_text_length", "chars_per_step")  # 0: not measured yet (set from the data)
+        at_most(self, MAX_MIXTURES, "window_gaussians")
+        at_most(self, MAX_COUNT, "max_text_length")
+        if self.chars_per_step and not MIN_PACE <= self.chars_per_step <= MAX_PACE:
+            raise UserError(f"chars_per_step (characters per pen point, measured from the data) must be between "
+                            f"{MIN_PACE:g} and {MAX_PACE:g}, got {self.chars_per_step:g}")
         if not self.alphabet:
             raise UserError(f"alphabet is empty: give the characters the synthesis network writes, e.g. {ALPHABET!r}")
         if len(set(self.alphabet)) != len(self.alphabet):

@@ -20,7 +20,7 @@ from ..data import download
 from ..data.text import Vocab
 from ..data.words import load_corpus
 from ..errors import UserError
-from ..config import at_least
+from ..config import MAX_COUNT, at_least, at_most
 from .base import Preset
 from .lm import LMConfig, LMTask, bits, eval_stream, evaluate_stream
 
@@ -38,6 +38,7 @@ class Config(LMConfig):
     def validate(self) -> None:
         super().validate()
         at_least(self, 1, "eval_batch_size")
+        at_most(self, MAX_COUNT, "eval_batch_size")
 
 
 def _zaremba(hidden, seq_len, init_scale, max_grad_norm, max_epoch, epochs, keep_prob, lr_decay) -> Config:

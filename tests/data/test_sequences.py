@@ -111,7 +111,7 @@ def test_bad_jsonl_files_are_one_line_that_names_the_file_the_line_and_the_probl
 
 def test_a_directory_given_as_data_is_named_as_one(tmp_path, capsys):
     fails(capsys, ["train", "classify", "--data", str(tmp_path), "--out", str(tmp_path / "run")],
-          f"data path {tmp_path} is a directory; give a UTF-8 JSONL file")
+          f"data file {tmp_path} is a folder; give a UTF-8 JSONL file")
 
 
 def test_read_jsonl_maps_a_subset_by_the_run_vocabulary(tmp_path):
@@ -125,3 +125,37 @@ def test_read_jsonl_maps_a_subset_by_the_run_vocabulary(tmp_path):
     with pytest.raises(UserError, match=r"vectors of 2 numbers, but the run was trained on 1"):
         seqs.read_jsonl(write_jsonl(tmp_path / "f.jsonl", [{"features": [[1, 2]], "label": "x"}]),
                         Vocab([], "token", ["x"], features=1))
+
+
+def test_a_label_is_a_string_or_an_integer_and_one_class_whatever_its_spelling(tmp_path):
+    path = write_jsonl(tmp_path / "labels.jsonl", [{"tokens": ["a"], "label": 1}, {"tokens": ["b"], "label": 1.0},
+                                                    {"tokens": ["c"], "label": "1"}, {"tokens": ["d"], "label": "x"}])
+    data, _, classes = seqs.read_jsonl(path)
+    assert classes == ["1", "x"] and data.labels.tolist() == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("label, shown", [("true", "true"), ("1.5", "1.5"), ("[1]", "[1]")])
+def test_a_boolean_a_fraction_or_a_list_as_label_is_an_error_naming_the_line(tmp_path, label, shown):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"tokens": ["a"], "label": "x"}\n{"tokens": ["b"], "label": ' + label + "}\n")
+    with pytest.raises(UserError, match=re.escape(f"{path} line 2: 'label' is {shown}; a label must be a string or "
+                                                  f"an integer")):
+        seqs.read_jsonl(str(path))
+
+
+def test_a_sequence_over_max_length_is_an_error_and_a_long_one_a_warning(tmp_path, caplog):
+    rows = [{"tokens": ["a", "b"], "label": "x"} for _ in range(9)] + [{"tokens": ["a"] * 500, "label": "y"}]
+    path = write_jsonl(tmp_path / "long.jsonl", rows)
+    with pytest.raises(UserError, match=re.escape(f"{path} line 10: a sequence of 500 steps, over max_length = 100")):
+        seqs.read_jsonl(path, max_length=100)
+    with caplog.at_level("WARNING"):
+        data, _, _ = seqs.read_jsonl(path)
+    assert "line 10: a sequence of 500 steps, 250x the median 2" in caplog.text
+    assert data.lengths.tolist() == [2] * 9 + [500]
+
+
+def test_a_file_whose_padding_would_not_fit_in_memory_is_refused_before_padding(tmp_path, monkeypatch):
+    monkeypatch.setattr(seqs, "PAD_LIMIT", 10_000)  # bytes: 20 sequences x 100 steps x 8 bytes is 16,000
+    rows = [{"tokens": ["a"], "label": "x"} for _ in range(19)] + [{"tokens": ["a"] * 100, "label": "x"}]
+    with pytest.raises(UserError, match=r"padding its 20 sequences to the longest \(100 steps, line 20\) would take"):
+        seqs.read_jsonl(write_jsonl(tmp_path / "wide.jsonl", rows))

@@ -170,3 +170,16 @@ def test_bad_config_values_are_refused_up_front(tmp_path, capsys, sets, expected
     assert not out.exists()
     with pytest.raises(UserError, match=re.escape(expected)):
         override(Config(), dict(s.split("=") for s in sets), "test").validate()
+
+
+def test_batches_of_a_file_group_sequences_of_similar_length(tmp_path):
+    rows = [{"tokens": ["a"] * n, "label": "x" if n % 2 else "y"} for n in range(1, 201)]
+    config = override(Config(), {"data": write_jsonl(tmp_path / "ragged.jsonl", rows), "batch_size": 10}, "test")
+    task = Classify(config)
+    spans = []
+    for step in range(task.steps_per_epoch):
+        lengths = task.train_batch(step)[0]["lengths"]
+        spans.append(int(lengths.max() - lengths.min()))
+    assert max(spans) < 40  # a random batch of 10 of 180 lengths spans about 150 steps
+    toy = Classify(override(Config(), {"toy": "bit-pair"}, "test"))
+    assert toy.lengths is None  # one length: the plain shuffled order, as before

@@ -133,7 +133,7 @@ def test_cli_trains_writes_and_plots_attention(tiny_run, tmp_path, capsys, monke
     (["the cow", "-o", "{out}", "--bias", "11"], "--bias must be between"),
     (["the cow", "-o", "{out}", "--style", "7"], "built-in styles"),
     (["the cow", "-o", "{out}", "--style", "{bad_style}"], "must hold"),
-    (["the cow", "-o", "{out}", "--style", "{missing}"], "no such file"),
+    (["the cow", "-o", "{out}", "--style", "{missing}"], "does not exist; give a style number"),
     (["the cow", "-o", "{dir}/out.txt"], ".svg or .png"),
     (["the cow", "-o", "{out}", "--show-attention", "{dir}/att.gif"], "att.gif: the plot is written as .png, .svg or .pdf"),
     (["the cow", "-o", "{out}", "--show-attention", "{out}"], "-o and --show-attention are both"),
