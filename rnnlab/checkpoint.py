@@ -6,6 +6,7 @@ a task. Every write is atomic (``files.atomic_write``).
 """
 
 import json
+import warnings
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
@@ -94,7 +95,9 @@ def save_train_state(path: str, state: dict) -> None:
 def load_train_state(path: str) -> dict:
     """A training state saved by :func:`save_train_state`, loaded without running any code from the file."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a pickle it refuses: the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 -- arbitrary bytes make torch.load raise almost anything

@@ -108,7 +108,7 @@ def write(args) -> None:
     stroke_image_format(args.output)  # every check before the model is loaded or anything is written
     if args.show_attention:
         image_format(args.show_attention, "--show-attention")
-        if os.path.abspath(args.show_attention) == os.path.abspath(args.output):
+        if os.path.realpath(args.show_attention) == os.path.realpath(args.output):  # links too
             raise UserError(f"-o and --show-attention are both {args.output}; give the attention plot another name")
     run = api.load(args.model, device=args.device)
     written = run.write(args.text, args.bias, args.style, args.seed, args.wrap)

@@ -111,7 +111,7 @@ def positive(config, *keys: str) -> None:
 
 def choose(value: str, choices, key: str) -> None:
     if value not in choices:
-        raise UserError(f"{key} = {value!r} is not one of: {', '.join(choices)}")
+        raise UserError(f"{key} = {shown(value)} is not one of: {', '.join(choices)}")
 
 
 SHOWN = 60  # characters of a user's value an error message repeats

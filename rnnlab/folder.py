@@ -188,6 +188,12 @@ class RunFolder:
                 damaged += 1
         return records, damaged
 
+    def check_metrics(self) -> None:
+        """Refuse a ``metrics.jsonl`` that cannot be read at all (a FIFO, a folder, over its cap) before a
+        resume writes anything; damaged lines are fine (dropped, counted, on resume)."""
+        if os.path.lexists(self._file(METRICS)):
+            self.read_metrics()
+
     def read_styles(self) -> list:
         """The folder's styles (``writing.Style``), none when it has no ``styles.json``."""
         from .writing import read_styles
@@ -234,7 +240,7 @@ class RunFolder:
             self._clear_leftovers()
             yield self
         except BaseException:
-            if self.replacing:
+            if self.replacing and os.path.exists(os.path.join(self.root, METRICS)):  # it had begun to train
                 log.info("the new run never saved a checkpoint; the previous run in %s is kept", self.name)
             raise
         finally:

@@ -86,6 +86,17 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+STATE_KEYS = ("step", "model", "optimizer", "schedule", "rng", "carry", "skipped", "bad_evals")  # train_state.pt
+
+
+def check_state(saved: dict, name: str) -> None:
+    """A training state holding every entry the loop saves (its fit to the model is checked on loading)."""
+    missing = [key for key in STATE_KEYS if key not in saved]
+    if missing:
+        raise UserError(f"the training state of {name} does not fit this run's model and optimiser (no entry "
+                        f"{missing[0]!r}); resume without --set keys that change them, or start again with --force")
+
+
 def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig):
     """One optimiser step on ``batch`` (already on the model's device), clipping as configured.
 

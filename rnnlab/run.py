@@ -20,12 +20,12 @@ import os
 import torch
 
 from .checkpoint import load_into, shape_mismatch
-from .config import check_seed, override, resolve, to_toml
+from .config import check_seed, override, resolve, shown, to_toml
 from .data.text import Vocab
 from .errors import CheckpointError, UserError
 from .folder import RunFolder
 from .tasks import TASKS, Preset
-from .loop import resolve_device, train as run_loop
+from .loop import check_state, resolve_device, train as run_loop
 from .writing import Handwriting, Style, check_bias, split_lines
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,9 @@ class Run:
         lines = split_lines(text, wrap)
         if isinstance(style, int) or (isinstance(style, str) and style.isascii() and style.isdigit()):
             styles = self.styles
-            if not 0 <= int(style) < len(styles):
+            if len(str(style)) > 6 or not 0 <= int(style) < len(styles):
                 available = f"0 to {len(styles) - 1}" if styles else "none"
-                raise UserError(f"style {style}: this model has {len(styles)} built-in styles ({available}); "
+                raise UserError(f"style {shown(style)}: this model has {len(styles)} built-in styles ({available}); "
                                 f"or give a JSON file with \"text\" and \"offsets\"")
             style = styles[int(style)]
         draws = generator(self, seed)
@@ -266,6 +266,8 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
             settings = override(stored, overrides, "the overrides")
             settings.validate()
             saved = folder.load_train_state()  # read now: a damaged one fails before anything is written
+            check_state(saved, folder.name)
+            folder.check_metrics()
         else:
             if header is not None and not force:
                 raise UserError(f"{out} already holds a {header['task']} run; resume it (--resume) or replace it "

@@ -167,7 +167,9 @@ def read_styles(path: str, single: bool = False) -> list[Style]:
     styles = []
     for entry in entries if isinstance(entries, list) else [None]:
         try:
-            text, offsets = entry["text"], np.asarray(entry["offsets"], dtype=np.float64)
+            text, rows = entry["text"], entry["offsets"]
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in rows for v in row)
+            offsets = np.asarray(rows, dtype=np.float64) if numbers else np.zeros(0)  # no "1" read as 1.0
         except (TypeError, KeyError, ValueError, OverflowError):
             text, offsets = None, np.zeros(0)
         if not isinstance(text, str) or not text.strip() or offsets.ndim != 2 or offsets.shape[1:] != (3,) \

@@ -47,7 +47,7 @@ def load_iamondb(source: str, cache_root: str | None = None,
             lines, report = _load_npz(cached)
             report.log_summary(lines, f"{source} (cached)", max_step)
             return lines, report
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, KeyError, MemoryError, zipfile.BadZipFile) as e:  # a damaged cache: rebuilt
             log.warning("cache %s is unreadable (%s); rebuilding it", cached, e)
     root = _unpack(source, folder, f"{source_key}-{state_key}") if os.path.isfile(source) else source
     lines, report = read_iamondb(root, max_step)

@@ -19,12 +19,12 @@ def split_paths(folder: str, needed: tuple = SPLITS) -> dict:
     """The split files of ``folder``: ``ptb.{train,valid,test}.txt`` or ``{train,valid,test}.txt``; each of
     ``needed`` must be there (training needs all three; scoring a trained run, only its split)."""
     if not os.path.isdir(folder):
-        state = "is a file" if os.path.isfile(folder) else "does not exist"
+        state = "is not a folder" if os.path.lexists(folder) else "does not exist"
         raise UserError(f"data folder {folder} {state}; give a folder with train/valid/test files, "
                         f"or a dataset name (ptb, wikitext-2)")
     for layout in LAYOUTS:
         paths = {s: os.path.join(folder, name) for s, name in layout.items()}
-        present = [s for s, p in paths.items() if os.path.isfile(p)]
+        present = [s for s, p in paths.items() if os.path.lexists(p)]  # reading says what is wrong with one
         missing = [s for s in needed if s not in present]
         if present and missing:
             why = "a word corpus needs all three splits" if needed == SPLITS else f"the {needed[0]} split is scored"

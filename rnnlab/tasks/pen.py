@@ -32,6 +32,7 @@ from .base import Task
 
 log = logging.getLogger(__name__)
 
+MAX_STAT = 1e6  # offsets' mean and std: far past any pen's units, far below float32's overflow
 MAX_MIXTURES = 1024  # mixture components (Graves: 20) and window Gaussians (Graves: 10): far past either
 
 
@@ -66,6 +67,10 @@ class PenConfig(TrainConfig):
         if not 0 < self.valid_fraction < 1:
             raise UserError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
         positive(self, "std_dx", "std_dy")  # the training split's statistics: a resumed or loaded run divides by them
+        for key in ("mean_dx", "mean_dy", "std_dx", "std_dy"):  # IAM-OnDB's are tens of sensor units
+            if abs(getattr(self, key)) > MAX_STAT:
+                raise UserError(f"{key} (a statistic of the training offsets) must be within +-{MAX_STAT:g}, got "
+                                f"{getattr(self, key):g}")
 
 
 def load_lines(config: PenConfig) -> tuple[list[tuple], list[tuple], strokes.StrokeStats, str]:

@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from ..config import MAX_COUNT, at_least, at_most
+from ..config import MAX_COUNT, at_least, at_most, shown
 from ..data.text import Vocab
 from ..errors import UserError
 from ..models import HandwritingSynthesizer
@@ -58,7 +58,7 @@ class Config(PenConfig):
         if not self.alphabet:
             raise UserError(f"alphabet is empty: give the characters the synthesis network writes, e.g. {ALPHABET!r}")
         if len(set(self.alphabet)) != len(self.alphabet):
-            raise UserError(f"alphabet {self.alphabet!r} lists a character twice; give each character once")
+            raise UserError(f"alphabet {shown(self.alphabet)} lists a character twice; give each character once")
 
 
 PRESETS = {
@@ -103,7 +103,7 @@ class Synthesis(PenTask):
                      len(lines) - len(kept), len(lines), split, "".join(strange) or "none")
         if not kept:
             raise UserError(f"none of the {len(lines)} {split} lines can be written with the alphabet "
-                            f"{config.alphabet!r}; set alphabet= to the characters of the data")
+                            f"{shown(config.alphabet)}; set alphabet= to the characters of the data")
         return kept
 
     @classmethod

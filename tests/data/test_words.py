@@ -60,7 +60,7 @@ def test_bad_corpora(tmp_path, capsys):
 
     refused(tmp_path / "missing", "does not exist")
     (tmp_path / "a-file.txt").write_text("a b\n")
-    refused(tmp_path / "a-file.txt", "a-file.txt is a file")
+    refused(tmp_path / "a-file.txt", "a-file.txt is not a folder")
     partial = write_corpus(tmp_path / "partial", "a b\n", "a\n", "b\n")
     os.remove(os.path.join(partial, "test.txt"))
     refused(partial, "lacks test.txt")
