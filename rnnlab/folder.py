@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 import json
 import logging
+import math
 import os
 import shutil
 
@@ -275,8 +276,11 @@ class RunFolder:
         write_text(os.path.join(self.root, VOCAB), vocab.to_json() + "\n")
 
     def append_metrics(self, record: dict) -> None:
+        """Append ``record`` as one JSON line; a NaN or infinite number (a diverged evaluation) is written as
+        null, since JSON has no such numbers and the reader refuses them."""
+        record = {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in record.items()}
         with open(os.path.join(self.root, METRICS), "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record, allow_nan=False) + "\n")
 
     def truncate_metrics(self, step: int) -> None:
         """Drop records after ``step``: on resume, the steps past the checkpoint are run again."""

@@ -260,3 +260,17 @@ def test_an_unknown_preset_names_the_task_that_owns_it(tmp_path, capsys, argv, e
     if "gpt-5" in argv:
         assert "it is a preset of" not in err
     assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("task, hint", [("handwriting", "rnnlab sample {out} -o sample.svg"),
+                                        ("synthesis", 'rnnlab write "Hello" --model {out} -o hello.png')])
+def test_the_closing_hint_of_a_handwriting_run_draws_and_runs_as_printed(tmp_path, caplog, monkeypatch, task, hint):
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO, logger="rnnlab")
+    out = str(tmp_path / "hw")
+    assert main(["train", task, "--out", out, "--max-steps", "2", "--set", "hidden_size=8", "num_layers=1",
+                 "synthetic_lines=40", "batch_size=8", "eval_interval=2", "sample_points=0"]) == 0
+    expected = hint.format(out=out)
+    assert caplog.records[-1].getMessage().endswith(f"; next: {expected}")
+    assert main(shlex.split(expected)[1:]) == 0
+    assert os.path.getsize(tmp_path / expected.split()[-1]) > 0

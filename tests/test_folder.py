@@ -243,3 +243,12 @@ def test_headers_of_rnnlab_0_1_are_upgraded():
                              "config": {"hidden_size": 8, "window_gaussians": 10, "alphabet": "ab",
                                         "chars_per_step": 0.05, "max_text_length": 0}}
     assert _upgrade({"task": "charlm", "config": {"x": 1}}) == {"task": "charlm", "config": {"x": 1}}
+
+
+def test_a_non_finite_metric_is_written_as_null_and_read_back(tmp_path):
+    folder = RunFolder(str(tmp_path / "run"))
+    with folder.training():
+        folder.append_metrics({"step": 1, "split": "valid", "loss": float("nan"), "tokens": 3})
+        folder.append_metrics({"step": 2, "split": "valid", "loss": 1.5, "best": True})
+    assert folder.read_metrics() == ([{"step": 1, "split": "valid", "loss": None, "tokens": 3},
+                                      {"step": 2, "split": "valid", "loss": 1.5, "best": True}], 0)
