@@ -6,6 +6,7 @@ set up here and nowhere else.
 """
 
 import argparse
+from contextlib import nullcontext
 import logging
 import re
 import shlex
@@ -16,6 +17,7 @@ import torch
 
 from . import commands
 from .errors import TrainingInterrupted, UserError
+from .threads import MAX_THREADS, threads
 from .version import __version__
 
 
@@ -84,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=["auto", "cpu", "cuda"],
                    help="the config's device key (auto: cuda when available)")
     t.add_argument("--seed", type=int, help="the config's seed key: same seed, same run")
+    _threads(t, "the config's threads key (default: OMP_NUM_THREADS, else the cores not busy now)")
     t.set_defaults(run_command=commands.train)
 
     s = sub.add_parser("sample", help="generate text (or unconditional handwriting) from a trained run")
@@ -98,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     s.add_argument("-o", "--output", help="handwriting: the drawing to write (.svg or .png)")
     s.add_argument("--bias", type=float, default=0.0, help="handwriting: Graves' sampling bias (0 = plain)")
+    _threads(s, "CPU threads while sampling (default 1: the fastest for one token at a time)")
     s.set_defaults(run_command=commands.sample)
 
     builtin_handwriting = next(iter(BUILTIN_RUNS))
@@ -116,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--seed", type=int, help="same seed, same writing (default: random)")
     w.add_argument("--show-attention", metavar="FILE", help="also plot the window weights (time x characters)")
     w.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    _threads(w, "CPU threads while sampling (default 1: the fastest for one point at a time)")
     w.set_defaults(run_command=commands.write)
 
     e = sub.add_parser("evaluate", help="score a trained run on its validation split or on --data")
@@ -128,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
                    help="wordlm: valid or test; handwriting: valid, or all = every line at --data (default valid)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    _threads(e, "CPU threads (default: OMP_NUM_THREADS, else the cores not busy now)")
     e.set_defaults(run_command=commands.evaluate)
 
     pl = sub.add_parser("plot", help="plot the loss curves of a run")
@@ -157,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
                     help="keep torch's gate init instead of chrono init (the LSTM and GRU then vanish and fail too)")
     gr.add_argument("--json", action="store_true", help="also print the result as one JSON object")
     gr.add_argument("-o", "--output", default="gradients.png", help="image to write (.png, .svg, .pdf)")
+    _threads(gr, "CPU threads (default: OMP_NUM_THREADS, else the cores not busy now)")
     gr.set_defaults(run_command=commands.gradients)
 
     d = sub.add_parser("data", help="datasets")
@@ -166,6 +173,10 @@ def parser() -> argparse.ArgumentParser:
     dl.add_argument("--dir", help="cache folder to use instead")
     dl.set_defaults(run_command=commands.download)
     return p
+
+
+def _threads(p: argparse.ArgumentParser, meaning: str) -> None:
+    p.add_argument("--threads", type=int, metavar="N", help=meaning)
 
 
 def _out_of_memory(error: BaseException) -> bool:
@@ -197,11 +208,21 @@ def _interrupted(args, error: KeyboardInterrupt) -> int:
     return status
 
 
+def _command_threads(args):
+    """The CPU threads a command computes with: ``--threads N``, else the default of threads.py (sampling
+    commands pick their own: one)."""
+    count = getattr(args, "threads", None)
+    if count is not None and not 1 <= count <= MAX_THREADS:
+        raise UserError(f"--threads must be between 1 and {MAX_THREADS}, got {count}")
+    return threads(count or 0) if args.command not in ("sample", "write") else nullcontext()
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        args.run_command(args)
+        with _command_threads(args):
+            args.run_command(args)
     except UserError as e:
         print(f"rnnlab: error: {e}", file=sys.stderr)
         return 2

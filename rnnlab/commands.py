@@ -30,8 +30,8 @@ def train(args) -> None:
     from tqdm.contrib.logging import logging_redirect_tqdm
     from contextlib import nullcontext
 
-    flags = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device), ("seed", args.seed))
-             if v is not None}
+    flags = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device), ("seed", args.seed),
+                               ("threads", args.threads)) if v is not None}
     sets = parse_set(args.set)
     if args.data is not None:  # --data over a --set data=...: either is train's data= (a path is stored absolute)
         sets["data"] = args.data
@@ -76,7 +76,8 @@ def sample(args) -> None:
     for i in range(args.num_samples):
         if i:
             out.write("\n" + "-" * 40 + "\n")
-        pieces = run.stream(args.prime or "", args.length, args.temperature, args.top_k, args.top_p, generator)
+        pieces = run.stream(args.prime or "", args.length, args.temperature, args.top_k, args.top_p, generator,
+                            args.threads or 1)
         for n, piece in enumerate(pieces):
             out.write(piece)
             if n % FLUSH_EVERY == 0:
@@ -94,7 +95,8 @@ def _sample_strokes(run, args) -> None:
     if args.num_samples != 1:
         raise UserError("--num-samples is for text runs; a handwriting run draws one unconditional sample")
     stroke_image_format(args.output)  # a bad extension or folder fails before sampling
-    drawing = run.sample(args.prime or "", args.length, args.temperature, args.top_k, args.top_p, args.seed, args.bias)
+    drawing = run.sample(args.prime or "", args.length, args.temperature, args.top_k, args.top_p, args.seed, args.bias,
+                         args.threads or 1)
     drawing.save(args.output)
     print(f"wrote {args.output}")
 
@@ -111,7 +113,7 @@ def write(args) -> None:
         if os.path.realpath(args.show_attention) == os.path.realpath(args.output):  # links too
             raise UserError(f"-o and --show-attention are both {args.output}; give the attention plot another name")
     run = api.load(args.model, device=args.device)
-    written = run.write(args.text, args.bias, args.style, args.seed, args.wrap)
+    written = run.write(args.text, args.bias, args.style, args.seed, args.wrap, args.threads or 1)
     written.save(args.output)
     print(f"wrote {args.output}")
     if args.show_attention:

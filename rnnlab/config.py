@@ -50,6 +50,7 @@ class TrainConfig:
     patience: int = 0               # early stopping: evaluations without improvement; 0 = never stop early
     max_skips: int = 10             # consecutive non-finite steps tolerated before training stops
     device: str = "auto"            # auto (cuda when available), cpu or cuda
+    threads: int = 0                # CPU threads while training; 0 = the command's (threads.py: the free cores)
 
     def validate(self) -> None:
         """Check values a typo could make wrong; raise UserError naming the key and the valid choices.
@@ -68,6 +69,8 @@ class TrainConfig:
         at_least(self, 0, "clip", "clip_value", "max_steps", "eval_interval", "save_interval", "patience", "momentum", "eps",
                  "weight_decay", "min_lr", "decay_after", "plateau_patience")
         positive(self, "lr", "lr_decay")
+        at_least(self, 0, "threads")
+        at_most(self, 1024, "threads")
         at_most(self, MAX_COUNT, "batch_size", "epochs", "log_interval", "max_skips", "max_steps", "eval_interval",
                 "save_interval", "patience", "decay_after", "plateau_patience")
         if not 0 <= self.alpha < 1:

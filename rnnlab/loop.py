@@ -11,7 +11,7 @@ gradient stops there) and handed to the next batch, until ``reset`` says a new e
 ``data/text.py`` for why that state is the right context for the next batch.
 """
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 import logging
 import math
 import signal
@@ -25,6 +25,7 @@ from .checkpoint import first_detail, state_is_finite
 from .config import TrainConfig
 from .errors import TrainingDiverged, TrainingInterrupted, UserError
 from .optim import Schedule, build_optimizer
+from .threads import threads
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     last_valid, stopped_early, began, saved_at = None, False, time.perf_counter(), step if resume else None
     try:
-        with stop_requests() as stop:
+        with stop_requests() as stop, threads(config.threads) if config.threads else nullcontext():
             while step < total:
                 batch, reset = task.train_batch(step)
                 if reset:

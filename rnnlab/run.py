@@ -12,7 +12,7 @@ with one line that names the parameter.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 import logging
 import os
@@ -25,6 +25,7 @@ from .data.text import Vocab
 from .errors import CheckpointError, UserError
 from .folder import RunFolder
 from .tasks import TASKS, Preset
+from .threads import MAX_THREADS, threads
 from .loop import check_state, resolve_device, train as run_loop
 from .writing import Handwriting, Style, check_bias, split_lines
 
@@ -64,21 +65,23 @@ class Run:
         return f"Run({self.name!r}, task={self.task.name!r}, {params:,} parameters, step {step})"
 
     def stream(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, seed: int | torch.Generator | None = None) -> Iterator[str]:
+               top_p: float = 1.0, seed: int | torch.Generator | None = None, threads: int = 1) -> Iterator[str]:
         """Text as it is sampled: the prime first ("" = a fresh line), then ``length`` tokens one at a time
         (a character, or a word and its space). ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1 keep
         every token; the same ``seed`` gives the same text (None: a random one; a ``torch.Generator`` on the
-        model's device: go on drawing from it)."""
+        model's device: go on drawing from it). ``threads``: CPU threads while sampling (one token at a time:
+        1 is fastest, threads.py)."""
         pieces = self.task.sample_text(self.model, self.config, self.vocab, prime, length, temperature, top_k, top_p,
                                        generator(self, seed))
-        with _sampling_threads(self.model):
+        with _sampling_threads(self.model, threads):
             yield from pieces
 
     def sample(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, seed: int | None = None, bias: float = 0.0):
+               top_p: float = 1.0, seed: int | None = None, bias: float = 0.0, threads: int = 1):
         """A text run: the prime and ``length`` sampled tokens, as one string (see :meth:`stream`).
         A handwriting prediction run: ``length`` pen points drawn unconditionally, as :class:`Handwriting`,
-        with Graves' ``bias`` (0 = plain; prime, temperature, top_k and top_p are for text)."""
+        with Graves' ``bias`` (0 = plain; prime, temperature, top_k and top_p are for text). ``threads``: as
+        in :meth:`stream`."""
         if self.task.generates == "strokes":
             given = [name for name, value, default in (("prime", prime, ""), ("temperature", temperature, 1.0),
                                                        ("top_k", top_k, 0), ("top_p", top_p, 1.0)) if value != default]
@@ -87,15 +90,15 @@ class Run:
                                 f"run draws one unconditional sample, shaped by bias (to write a text: a synthesis "
                                 f"run)")
             check_bias(bias)
-            with _sampling_threads(self.model):
+            with _sampling_threads(self.model, threads):
                 return self.task.sample_strokes(self.model, self.config, length, bias, generator(self, seed))
         if bias:
             raise UserError(f"bias is for handwriting runs; a {self.task.name} run samples text, shaped by "
                             f"temperature, top_k and top_p")
-        return "".join(self.stream(prime, length, temperature, top_k, top_p, seed))
+        return "".join(self.stream(prime, length, temperature, top_k, top_p, seed, threads))
 
     def write(self, text: str, bias: float = 1.5, style: int | str | Style | None = None, seed: int | None = None,
-              wrap: int = 0) -> Handwriting:
+              wrap: int = 0, threads: int = 1) -> Handwriting:
         """``text`` as handwriting (a synthesis run): one line per line of ``text`` (a newline, or ``wrap`` > 0
         characters at most), sampled together. ``bias`` 0 writes as varied as the data, larger is neater
         (Graves §5.4); ``style`` primes the hand: the number of one of the run's styles, a JSON file
@@ -111,7 +114,7 @@ class Run:
                                 f"or give a JSON file with \"text\" and \"offsets\"")
             style = styles[int(style)]
         draws = generator(self, seed)
-        with _sampling_threads(self.model):
+        with _sampling_threads(self.model, threads):
             written = self.task.write(self.model, self.config, self.vocab, lines, bias, draws, style)
         for line, stopped in zip(written.texts, written.stopped):
             if not stopped:
@@ -146,18 +149,14 @@ def generator(run: Run, seed: int | torch.Generator | None) -> torch.Generator:
 
 
 @contextmanager
-def _sampling_threads(model):
-    """One CPU thread while sampling, the caller's setting restored after: one token or point at a time is
-    latency-bound, and a second OpenMP thread only adds synchronisation (benchmarks/results.md)."""
-    if next(model.parameters()).device.type != "cpu":
+def _sampling_threads(model, count: int):
+    """``count`` CPU threads while sampling on the CPU (1 by default: one token or point at a time is
+    latency-bound, and a second OpenMP thread only adds synchronisation, benchmarks/results.md), the caller's
+    setting restored after."""
+    if not 1 <= count <= MAX_THREADS:
+        raise UserError(f"threads must be between 1 and {MAX_THREADS}, got {count}")
+    with threads(count) if next(model.parameters()).device.type == "cpu" else nullcontext():
         yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def load(path_or_builtin: str, device: str = "cpu") -> Run:

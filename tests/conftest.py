@@ -6,6 +6,7 @@ import torch
 # The test models are tiny: a second OpenMP thread only adds synchronisation, and on a shared 2-core
 # machine a busy neighbour can make two-thread steps 10-100x slower. One thread keeps the suite steady.
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # rnnlab's default rule (threads.py) and every child process follow it
 
 TINY = ["hidden_size=16", "num_layers=1", "seq_len=8", "batch_size=4", "eval_interval=10", "log_interval=5",
         "preview_length=20"]
