@@ -17,7 +17,7 @@ import torch
 
 from . import commands
 from .errors import TrainingInterrupted, UserError
-from .threads import MAX_THREADS, threads
+from .threads import check_threads, threads
 from .version import __version__
 
 
@@ -212,8 +212,8 @@ def _command_threads(args):
     """The CPU threads a command computes with: ``--threads N``, else the default of threads.py (sampling
     commands pick their own: one)."""
     count = getattr(args, "threads", None)
-    if count is not None and not 1 <= count <= MAX_THREADS:
-        raise UserError(f"--threads must be between 1 and {MAX_THREADS}, got {count}")
+    if count is not None:
+        check_threads(count, "--threads")
     return threads(count or 0) if args.command not in ("sample", "write") else nullcontext()
 
 

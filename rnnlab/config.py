@@ -18,6 +18,7 @@ else:  # pragma: no cover
 
 from .errors import UserError
 from .files import read_bytes
+from .threads import MAX_THREADS
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
@@ -70,7 +71,7 @@ class TrainConfig:
                  "weight_decay", "min_lr", "decay_after", "plateau_patience")
         positive(self, "lr", "lr_decay")
         at_least(self, 0, "threads")
-        at_most(self, 1024, "threads")
+        at_most(self, MAX_THREADS, "threads")
         at_most(self, MAX_COUNT, "batch_size", "epochs", "log_interval", "max_skips", "max_steps", "eval_interval",
                 "save_interval", "patience", "decay_after", "plateau_patience")
         if not 0 <= self.alpha < 1:

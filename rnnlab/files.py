@@ -68,16 +68,12 @@ def read_bytes(path: str, kind: str, what: str | None = None, fix: str = "give a
     size = check_file(path, kind, what, fix)
     try:
         with open(path, "rb") as f:
-            data = f.read(min(size, LIMITS[kind]) + 1)  # what stat saw (+1 sees growth): never the whole cap
+            data = f.read(size + 1)  # what stat saw, +1 to see growth: read(cap) would reserve the whole cap
+            if len(data) > size:  # it grew since stat: read on, to the cap
+                data += f.read(LIMITS[kind] + 1 - len(data))
     except OSError as e:
         raise UserError(f"{what or kind + ' file'} {path} cannot be read ({e.strerror}); check its permissions") \
             from None
-    if len(data) > min(size, LIMITS[kind]):  # it grew since stat: read on, to the cap
-        try:
-            with open(path, "rb") as f:
-                data = f.read(LIMITS[kind] + 1)
-        except OSError as e:
-            raise UserError(f"{what or kind + ' file'} {path} cannot be read ({e.strerror})") from None
     if len(data) > LIMITS[kind]:
         raise UserError(f"{what or kind + ' file'} {path} grew past the {_size(LIMITS[kind])} rnnlab reads as a "
                         f"{kind} while it was read; {fix}")

@@ -189,12 +189,6 @@ class RunFolder:
                 damaged += 1
         return records, damaged
 
-    def check_metrics(self) -> None:
-        """Refuse a ``metrics.jsonl`` that cannot be read at all (a FIFO, a folder, over its cap) before a
-        resume writes anything; damaged lines are fine (dropped, counted, on resume)."""
-        if os.path.lexists(self._file(METRICS)):
-            self.read_metrics()
-
     def read_styles(self) -> list:
         """The folder's styles (``writing.Style``), none when it has no ``styles.json``."""
         from .writing import read_styles

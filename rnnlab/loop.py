@@ -191,9 +191,10 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
         if step > total:
             raise UserError(f"{folder.name} is already at step {step}, past the {total} steps asked for; give a "
                             f"larger --max-steps")
+    if resume:  # first: an unreadable metrics.jsonl fails before config.json is rewritten
+        folder.truncate_metrics(step)
     folder.begin(task.name, config, task.vocab, resume)
     if resume:
-        folder.truncate_metrics(step)
         log.info("resumed from step %d of %d", step, total)
 
     def save_state():

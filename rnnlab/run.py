@@ -25,7 +25,7 @@ from .data.text import Vocab
 from .errors import CheckpointError, UserError
 from .folder import RunFolder
 from .tasks import TASKS, Preset
-from .threads import MAX_THREADS, threads
+from .threads import check_threads, threads
 from .loop import check_state, resolve_device, train as run_loop
 from .writing import Handwriting, Style, check_bias, split_lines
 
@@ -153,8 +153,7 @@ def _sampling_threads(model, count: int):
     """``count`` CPU threads while sampling on the CPU (1 by default: one token or point at a time is
     latency-bound, and a second OpenMP thread only adds synchronisation, benchmarks/results.md), the caller's
     setting restored after."""
-    if not 1 <= count <= MAX_THREADS:
-        raise UserError(f"threads must be between 1 and {MAX_THREADS}, got {count}")
+    check_threads(count, "threads")
     with threads(count) if next(model.parameters()).device.type == "cpu" else nullcontext():
         yield
 
@@ -246,7 +245,6 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
         # A path is stored absolute, so evaluate finds it from anywhere; a name (builtin:..., ptb) as it is.
         overrides["data"] = os.path.abspath(data) if os.path.exists(data) else data
     folder = RunFolder(str(out))
-    folder.check_writable()
     with folder.training():  # the lock first: a folder in use is refused whatever it holds
         header = folder.existing_run(force)
         vocab = saved = None
@@ -266,7 +264,6 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
             settings.validate()
             saved = folder.load_train_state()  # read now: a damaged one fails before anything is written
             check_state(saved, folder.name)
-            folder.check_metrics()
         else:
             if header is not None and not force:
                 raise UserError(f"{out} already holds a {header['task']} run; resume it (--resume) or replace it "

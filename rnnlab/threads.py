@@ -14,7 +14,15 @@ import os
 
 import torch
 
+from .errors import UserError
+
 MAX_THREADS = 1024  # a --threads past any machine's cores is a typo
+
+
+def check_threads(count: int, name: str) -> None:
+    """Refuse a thread count outside 1 .. MAX_THREADS, naming it as ``name`` (a parameter, or a flag)."""
+    if not 1 <= count <= MAX_THREADS:
+        raise UserError(f"{name} must be between 1 and {MAX_THREADS}, got {count}")
 
 
 def free_cores() -> int:
