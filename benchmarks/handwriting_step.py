@@ -1,8 +1,9 @@
 """One training step of Graves' synthesis network: rnnlab's model against two baselines, in one run.
 
-    python benchmarks/handwriting_step.py [--device cpu|cuda] [--repeats 5] [--batch 32] [--points 300]
+    python benchmarks/handwriting_step.py [--device cpu|cuda] [--repeats 5] [--batch 32] [--points 300] [--hidden 400]
 
-Forward + backward of the summed mixture NLL, batch 32, 300 points, 3 x 400 LSTM, K = 10 window Gaussians,
+Forward + backward of the summed mixture NLL, batch 32, 300 points, 3 x 400 LSTM (``--hidden 128``: the
+bundled model's width), K = 10 window Gaussians,
 M = 20 mixtures, a 30-character text over the 80-character IAM-OnDB alphabet:
 
 - ``rnnlab``: ``HandwritingSynthesizer``, layer 1 + window in a step loop, layers 2-3 over the whole sequence;
@@ -30,7 +31,7 @@ from rnnlab.reference.synthesis_steps import synthesis_forward
 from rnnlab.tasks.synthesis import ALPHABET
 
 WARMUP = 2
-HIDDEN, LAYERS, GAUSSIANS, MIXTURES, TEXT_LENGTH = 400, 3, 10, 20, 30  # Graves 2013 §5; a typical IAM line
+LAYERS, GAUSSIANS, MIXTURES, TEXT_LENGTH = 3, 10, 20, 30  # Graves 2013 §5; a typical IAM line
 
 
 def _median_ms(device, repeats: int, step) -> float:
@@ -53,13 +54,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--points", type=int, default=300)
+    p.add_argument("--hidden", type=int, default=400, help="LSTM width (Graves: 400; the bundled model: 128)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = HandwritingSynthesizer(len(ALPHABET), HIDDEN, LAYERS, MIXTURES, GAUSSIANS, chars_per_step=0.05).to(device)
+    model = HandwritingSynthesizer(len(ALPHABET), args.hidden, LAYERS, MIXTURES, GAUSSIANS, chars_per_step=0.05).to(device)
     x = torch.randn(args.batch, args.points, 3, device=device)
     targets = torch.cat([torch.randn(args.batch, args.points, 2), torch.rand(args.batch, args.points, 1).round()],
                         dim=-1).to(device)
@@ -74,8 +76,8 @@ def main() -> None:
             sequence_nll(split_params(y)[1], targets).mean().backward()
         return run
 
-    stack = nn.LSTM(3, HIDDEN, LAYERS, batch_first=True).to(device)
-    head = nn.Linear(HIDDEN, output_size(MIXTURES)).to(device)
+    stack = nn.LSTM(3, args.hidden, LAYERS, batch_first=True).to(device)
+    head = nn.Linear(args.hidden, output_size(MIXTURES)).to(device)
     results = {
         "rnnlab": _median_ms(device, args.repeats, step(lambda: model(x, model.start(text, lengths))[0], list(model.parameters()))),
         "eager_per_step": _median_ms(device, args.repeats,
@@ -84,7 +86,7 @@ def main() -> None:
                                                             list(stack.parameters()) + list(head.parameters()))),
     }
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"synthesis step, batch {args.batch} x {args.points} points, {LAYERS} x {HIDDEN}, K {GAUSSIANS}, "
+    print(f"synthesis step, batch {args.batch} x {args.points} points, {LAYERS} x {args.hidden}, K {GAUSSIANS}, "
           f"M {MIXTURES}, on {device.type} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'implementation':<28}{'ms / step':>12}")
     for key, label in (("rnnlab", "rnnlab"), ("eager_per_step", "(a) eager per-step"), ("lstm_stack", "(b) nn.LSTM stack")):

@@ -7,6 +7,11 @@ one line, "Hello world, from rnnlab", and for the ten phrases of ``docs/phrases.
 1.5 and seed 1 as the README's pictures. Reports the median seconds of ``--repeats`` runs after one warm-up,
 the points drawn (the longest line: sampling is one batched step per point) and steps per second, and one
 JSON line.
+
+Beside each, the floor it is measured against: a bare loop of ``torch.lstm_cell`` calls on the model's own
+LSTM weights, one per layer and step, at the same batch and for the same number of steps, with inputs
+already in place: the recurrent arithmetic that any sampler must do, with nothing of the window, the
+mixture, the stop rule or the bookkeeping. ``ratio`` is write_lines' time over the bare loop's.
 """
 
 import argparse
@@ -22,6 +27,19 @@ import rnnlab
 from rnnlab.writing import split_lines, write_lines
 
 PHRASES = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "phrases.txt")
+
+
+def bare_loop(model, batch: int, steps: int) -> float:
+    """Seconds for ``steps`` steps of one ``torch.lstm_cell`` per layer of ``model`` at ``batch``, nothing else."""
+    layers = [(model.first.weight_ih, model.first.weight_hh, model.first.bias_ih, model.first.bias_hh)]
+    layers += [tuple(layer.rnn._flat_weights) for layer in model.upper]
+    inputs = [torch.zeros(batch, w[0].size(1)) for w in layers]
+    states = [(torch.zeros(batch, w[1].size(1)), torch.zeros(batch, w[1].size(1))) for w in layers]
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for _ in range(steps):
+            states = [torch.lstm_cell(x, state, *w) for x, state, w in zip(inputs, states, layers)]
+        return time.perf_counter() - start
 
 
 def main() -> None:
@@ -45,13 +63,15 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
         steps = max(len(line) for line in written.lines)
         seconds = statistics.median(times)
+        bare = statistics.median(bare_loop(run.model, len(texts), steps) for _ in range(1 + args.repeats))
         results.append({"texts": name, "lines": len(texts), "steps": steps, "seconds": seconds,
-                        "steps_per_s": steps / seconds})
+                        "steps_per_s": steps / seconds, "bare_seconds": bare, "ratio": seconds / bare})
     name = platform.processor() or platform.machine()
     print(f"rnnlab write with {args.model} on {args.device} ({name}), torch {torch.__version__}, 1 thread")
-    print(f"{'texts':<14}{'lines':>6}{'steps':>7}{'seconds':>9}{'steps/s':>9}")
+    print(f"{'texts':<14}{'lines':>6}{'steps':>7}{'seconds':>9}{'steps/s':>9}{'bare loop s':>12}{'ratio':>7}")
     for r in results:
-        print(f"{r['texts']:<14}{r['lines']:>6}{r['steps']:>7}{r['seconds']:>9.2f}{r['steps_per_s']:>9.0f}")
+        print(f"{r['texts']:<14}{r['lines']:>6}{r['steps']:>7}{r['seconds']:>9.3f}{r['steps_per_s']:>9.0f}"
+              f"{r['bare_seconds']:>12.3f}{r['ratio']:>7.2f}")
     print(json.dumps({"benchmark": "handwriting_write", "model": args.model, "device": args.device,
                       "torch": torch.__version__, "results": results}))
 

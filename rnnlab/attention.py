@@ -46,9 +46,15 @@ class Window(nn.Module):
             self.linear.bias[2 * gaussians :].fill_(math.log(chars_per_step))
 
     def forward(self, h: torch.Tensor, kappa: torch.Tensor, onehot: torch.Tensor):
-        alpha_hat, beta_hat, kappa_hat = self.linear(h).chunk(3, dim=-1)
-        kappa = kappa + kappa_hat.exp()
-        phi = window_weights(alpha_hat.exp(), beta_hat.exp(), kappa, onehot.size(1))
+        # fp32 even under bf16 autocast (precision.py): kappa sums hundreds of steps' exp(kappa_hat), and an
+        # error of bf16's 0.4 % in each would move the window by whole characters along a line. It is 3K
+        # outputs: nothing to gain from bf16.
+        if torch.is_autocast_enabled(h.device.type):
+            with torch.autocast(h.device.type, enabled=False):
+                return self.forward(h.float(), kappa, onehot.float())
+        alpha, beta, kappa_step = self.linear(h).exp().chunk(3, dim=-1)  # eqs. 49-51: one exp for the three
+        kappa = kappa + kappa_step
+        phi = window_weights(alpha, beta, kappa, onehot.size(1))
         return window_vector(phi, onehot), kappa, phi
 
 
@@ -75,7 +81,16 @@ def encode_text(ids: torch.Tensor, lengths: torch.Tensor, alphabet_size: int) ->
 def finished(phi: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Graves' stop rule per line: ``phi`` ``(B, U + 1)``, ``lengths`` ``(B,)`` -> ``(B,)`` bool, true where
     phi one past the line's own last character exceeds phi at every one of its characters."""
-    positions = torch.arange(phi.size(1), device=phi.device)
-    past_end = phi.gather(1, lengths.unsqueeze(1)).squeeze(1)
-    real = torch.where(positions < lengths.unsqueeze(1), phi, torch.full_like(phi, -math.inf))
-    return past_end > real.max(dim=1).values
+    return StopRule(lengths, phi.size(1))(phi)
+
+
+class StopRule:
+    """:func:`finished` for lines of ``lengths`` ``(B,)`` under windows of ``width`` = U + 1 positions, with
+    what depends on the lengths alone worked out once: a sampler asks at every point."""
+
+    def __init__(self, lengths: torch.Tensor, width: int):
+        self.past_end = lengths.unsqueeze(1)
+        self.padding = torch.arange(width, device=lengths.device) >= self.past_end  # (B, U + 1)
+
+    def __call__(self, phi: torch.Tensor) -> torch.Tensor:
+        return phi.gather(1, self.past_end).squeeze(1) > phi.masked_fill(self.padding, -math.inf).amax(dim=1)

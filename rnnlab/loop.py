@@ -25,6 +25,7 @@ from .checkpoint import first_detail, state_is_finite
 from .config import TrainConfig
 from .errors import TrainingDiverged, TrainingInterrupted, UserError
 from .optim import Schedule, build_optimizer
+from .precision import autocast, check_precision
 from .threads import threads
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def detach(state):
-    """Cut the graph behind a recurrent state (a tensor, a tuple of them, or None)."""
+    """Cut the graph behind a recurrent state (a tensor, a tuple of them, or None), in fp32: a state that
+    came out of a bf16 kernel is carried, and saved, at full precision like everything else."""
     if state is None:
         return None
     if isinstance(state, torch.Tensor):
-        return state.detach()
+        return state.detach().float() if state.dtype == torch.bfloat16 else state.detach()
     return tuple(detach(s) for s in state)
 
 
@@ -64,14 +66,6 @@ def _tensors(state):
     elif isinstance(state, (tuple, list)):
         for s in state:
             yield from _tensors(s)
-
-
-def _all_finite(state, device) -> torch.Tensor:
-    """A 0-dim bool tensor on ``device``, true when every number in ``state`` is finite; no host sync."""
-    flag = torch.ones((), dtype=torch.bool, device=device)
-    for t in _tensors(state):
-        flag = flag & torch.isfinite(t).all()
-    return flag
 
 
 def _rng_state() -> dict:
@@ -105,23 +99,40 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
     non-finite and the step was skipped (no update; the carried state is dropped too, since the state
     that led there is not worth keeping); ``carry`` detached for the next batch.
     """
-    model.train()
-    loss, new_carry, tokens = task.loss(model, batch, carry)
+    if not model.training:  # an evaluation or a preview left it in eval mode; train() walks every module
+        model.train()
+    with autocast(config.precision, next(model.parameters()).device):
+        loss, new_carry, tokens = task.loss(model, batch, carry)
+    loss = loss.float()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     # The norm is measured before any clipping, so an inf gradient is seen, not clipped to a finite value.
-    norm = torch.nn.utils.clip_grad_norm_(params, config.clip or math.inf)
-    # One host sync per step, after the backward pass: the loss, the norm and the carried state are checked
-    # together, so a GPU never waits half-way through a step for the CPU to look at a number.
-    flags = torch.stack([torch.isfinite(loss) & torch.isfinite(norm), _all_finite(new_carry, loss.device)])
-    step_ok, carry_ok = flags.tolist()
+    if config.clip:
+        norm = torch.nn.utils.clip_grad_norm_(params, config.clip)
+    else:  # the norm alone, for the check below: clipping at inf would still rescale every gradient by 1
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    # One host sync per step, after the backward pass: the loss, the norm and the sum of each carried tensor
+    # come back together, so a GPU never waits half-way through a step for the CPU to look at a number. A NaN
+    # or inf anywhere in a tensor makes its sum non-finite (so would a sum past 3e38 of finite numbers: such
+    # a state is dropped too, as it should be).
+    sums = [t.detach().sum(dtype=torch.float32) for t in _tensors(new_carry)]
+    values = torch.stack([loss.detach(), norm.float(), *sums]).tolist()
+    step_ok, carry_ok = math.isfinite(values[0] + values[1]), all(map(math.isfinite, values[2:]))
     if not step_ok:
         optimizer.zero_grad(set_to_none=True)
         return None, None, tokens
     if config.clip_value:
         torch.nn.utils.clip_grad_value_(params, config.clip_value)
     optimizer.step()
-    return loss.item(), (detach(new_carry) if carry_ok else None), tokens
+    return values[0], (detach(new_carry) if carry_ok else None), tokens
+
+
+def compiled_step(step):
+    """``step`` (:func:`train_step`) compiled by ``torch.compile``: the ``compile`` key. The forward pass and
+    loss become one generated kernel with its backward, and the optimiser's update another; the first calls
+    compile (about a minute on a small CPU), later ones run the kernels. It pays where a step is many small
+    operations (min-char-rnn: benchmarks/min_char_rnn.py), not where it is a few large matmuls."""
+    return torch.compile(step, dynamic=False)
 
 
 def _load_state(saved: dict, model, optimizer, schedule, device, run_dir: str) -> tuple:
@@ -176,6 +187,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
     the optimiser fails with the folder untouched.
     """
     device = resolve_device(config.device)
+    check_precision(config.precision, device)
     model.to(device)
     task.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -204,6 +216,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
             "skipped": skipped, "bad_evals": bad_evals,
         })
 
+    step_fn = compiled_step(train_step) if config.compile else train_step
     bar = tqdm(total=total, initial=step, disable=None, unit="step", dynamic_ncols=True)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     last_valid, stopped_early, began, saved_at = None, False, time.perf_counter(), step if resume else None
@@ -216,8 +229,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
                 lr = schedule.lr(step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss, carry, tokens = train_step(model, task, to_device(batch, device), carry, optimizer, params,
-                                                 config)
+                loss, carry, tokens = step_fn(model, task, to_device(batch, device), carry, optimizer, params, config)
                 if loss is not None:
                     consecutive = 0
                     window_loss += loss

@@ -15,8 +15,9 @@ from every component (float32: exp(-103) is 0), and tanh(rho_hat) = 1 divides by
 ``../shared/seeds/graves-handwriting-question.txt``, patched there with a small constant inside the log, which biases
 the loss and leaves the gradients to blow up.
 
-The one function that maps ``y`` to distribution parameters is :func:`split_params`; it is also the only place
-the sampling bias is applied, and :func:`sample` goes through it, so training and sampling cannot disagree.
+Each transform of ``y`` (and the sampling bias) is written once, in the small functions under
+:func:`split_params`: it applies them to every component, for the loss; :func:`sample` applies the same
+functions to the one component it draws, so training and sampling cannot disagree.
 """
 
 import math
@@ -127,23 +128,42 @@ def split_params(y: torch.Tensor, bias: float = 0.0) -> tuple[RawParams, Mixture
     picks the most probable component and its spread shrinks by e^-b. This is the only place it is applied.
     The clamp comes before the bias, so a large bias can still narrow a component below e^LOG_SIGMA_MIN.
     """
-    if not (math.isfinite(bias) and bias >= 0):
-        raise UserError(f"the sampling bias must be a finite number >= 0 (0 = unbiased, Graves 2013 §5.4), "
-                        f"got {bias!r}")
+    _check_bias(bias)
     m = _num_components(y)
+    # fp32 even when y comes from a bf16 matmul (precision.py): bf16's 8-bit mantissa would put errors of
+    # 0.4 % on every sigma and rho, and the likelihood of a sharp component is that sensitive.
+    y = y.to(torch.promote_types(y.dtype, torch.float32))
     e_hat = y[..., 0]
     pi_hat, mu1, mu2, sigma1_hat, sigma2_hat, rho_hat = y[..., PEN_VALUES:].split(m, dim=-1)
     raw = RawParams(e_hat, pi_hat, mu1, mu2, sigma1_hat, sigma2_hat, rho_hat)
     params = MixtureParams(
         eos_logit=-e_hat,
-        log_pi=F.log_softmax(pi_hat * (1.0 + bias), dim=-1),
+        log_pi=_log_pi(pi_hat, bias),
         mu1=mu1,
         mu2=mu2,
-        log_sigma1=sigma1_hat.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX) - bias,
-        log_sigma2=sigma2_hat.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX) - bias,
-        rho=torch.tanh(rho_hat).clamp(-RHO_LIMIT, RHO_LIMIT),
+        log_sigma1=_log_sigma(sigma1_hat, bias),
+        log_sigma2=_log_sigma(sigma2_hat, bias),
+        rho=_rho(rho_hat),
     )
     return raw, params
+
+
+def _check_bias(bias: float) -> None:
+    if not (math.isfinite(bias) and bias >= 0):
+        raise UserError(f"the sampling bias must be a finite number >= 0 (0 = unbiased, Graves 2013 §5.4), "
+                        f"got {bias!r}")
+
+
+def _log_pi(pi_hat: torch.Tensor, bias: float) -> torch.Tensor:
+    return F.log_softmax(pi_hat * (1.0 + bias), dim=-1)  # eq. 19 (eq. 62 with bias)
+
+
+def _log_sigma(sigma_hat: torch.Tensor, bias: float) -> torch.Tensor:
+    return sigma_hat.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX) - bias  # eq. 21 (eq. 61 with bias)
+
+
+def _rho(rho_hat: torch.Tensor) -> torch.Tensor:
+    return torch.tanh(rho_hat).clamp(-RHO_LIMIT, RHO_LIMIT)  # eq. 22
 
 
 class MixtureHead(nn.Module):
@@ -228,23 +248,33 @@ def sample(y: torch.Tensor, bias: float = 0.0, generator: torch.Generator | None
     """Draw one point per row from the head's output ``y`` ``(B, 1 + 6M)`` -> ``(B, 3)`` = (dx, dy, eos).
 
     Any leading shape works (``(..., 1 + 6M) -> (..., 3)``). ``bias`` b >= 0 is Graves' (§5.4), applied by
-    :func:`split_params`. A component j is drawn from pi, then the offset from its correlated normal by the
+    the transforms :func:`split_params` uses. A component j is drawn from pi, then the offset from its correlated normal by the
     Cholesky factor of [[s1^2, rho s1 s2], [rho s1 s2, s2^2]] applied to two independent standard normals:
     x1 = mu1 + s1 z1, x2 = mu2 + s2 (rho z1 + sqrt(1 - rho^2) z2); eos is drawn from Bernoulli(e).
     All randomness comes from ``generator`` (the global RNG when None), so a seed gives the same strokes.
+
+    Only the drawn component's sigma and rho are transformed (a sampler's step, one point of each line at a
+    time, would spend more on transforming all M than on the draw); the result is the same number, to the
+    bit, as transforming all of them with :func:`split_params` and picking one (tested). The draws: two
+    uniforms (the component by inverse CDF, the pen), then two standard normals, per row.
     """
-    _, p = split_params(y, bias)
-    lead, m = p.log_pi.shape[:-1], p.log_pi.size(-1)
-    log_pi = p.log_pi.reshape(-1, m)
-    j = torch.multinomial(log_pi.exp(), 1, generator=generator)  # (N, 1)
-
-    def pick(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(-1, m).gather(-1, j).squeeze(-1)
-
-    mu1, mu2, rho = pick(p.mu1), pick(p.mu2), pick(p.rho)
-    s1, s2 = pick(p.log_sigma1).exp(), pick(p.log_sigma2).exp()
-    z = torch.randn((log_pi.size(0), 2), generator=generator, dtype=log_pi.dtype, device=log_pi.device)
-    x1 = mu1 + s1 * z[:, 0]
-    x2 = mu2 + s2 * (rho * z[:, 0] + torch.sqrt((1.0 - rho) * (1.0 + rho)) * z[:, 1])
-    eos = torch.bernoulli(p.eos_prob.reshape(-1), generator=generator)
-    return torch.stack([x1, x2, eos], dim=-1).reshape(*lead, 3)
+    _check_bias(bias)
+    m = _num_components(y)
+    lead = y.shape[:-1]
+    y = y.reshape(-1, y.size(-1))
+    y = y.to(torch.promote_types(y.dtype, torch.float32))
+    u = torch.rand((y.size(0), 2), generator=generator, dtype=y.dtype, device=y.device)  # component, pen
+    z = torch.randn((y.size(0), 2), generator=generator, dtype=y.dtype, device=y.device)  # the offset
+    # Component j by inverse CDF: the first whose cumulative pi passes u (torch.multinomial costs 45
+    # operations and two host syncs at each call; this, five).
+    cdf = _log_pi(y[:, PEN_VALUES : PEN_VALUES + m], bias).exp().cumsum(dim=-1)
+    j = (cdf < u[:, :1] * cdf[:, -1:]).sum(dim=-1, keepdim=True).clamp_(max=m - 1)  # (N, 1)
+    # mu1, mu2, sigma1_hat, sigma2_hat, rho_hat of component j: one gather from the blocks after pi. The pairs
+    # (mu1, mu2) and (sigma1, sigma2) are then worked on together: a point costs operations, not arithmetic.
+    blocks = y[:, PEN_VALUES + m :].unflatten(1, (VALUES_PER_COMPONENT - 1, m))
+    chosen = blocks.gather(2, j.unsqueeze(1).expand(-1, blocks.size(1), 1))[..., 0]  # (N, 5)
+    mu, sigma, rho = chosen[:, :2], _log_sigma(chosen[:, 2:4], bias).exp(), _rho(chosen[:, 4])
+    z1 = z[:, 0]
+    correlated = torch.stack([z1, rho * z1 + torch.sqrt((1.0 - rho) * (1.0 + rho)) * z[:, 1]], dim=1)
+    eos = (u[:, 1:] < torch.sigmoid(-y[:, :1])).to(y.dtype)  # Bernoulli(e), e = sigmoid(-e_hat) (eq. 18)
+    return torch.cat([mu + sigma * correlated, eos], dim=1).reshape(*lead, 3)

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import ShapeError
-from .recurrent import Recurrent, state_batch
+from .recurrent import STEP_KERNELS, Recurrent, state_batch
 from .shapes import check_sequence
 
 INIT_SCHEMES = ("default", "uniform", "normal")
@@ -91,6 +91,35 @@ class RNNLanguageModel(nn.Module):
         if self.training:
             out = self.drop(out)
         return F.linear(out, self.decoder.weight, self.decoder.bias), state
+
+    def sampler(self, state):
+        """Generation's step from ``state`` on: a function ``tokens (B,) -> logits (B, vocab_size)`` with
+        :meth:`step`'s numbers (tested), its weights looked up once and its state kept as one tensor per layer
+        instead of re-stacked at every token (benchmarks/charlm.py: the bare loop it is measured against).
+        In eval mode on a fused stack; otherwise it steps through :meth:`step`."""
+        rnn = self.rnn
+        if self.training or not rnn.fused:
+            held = [state]
+
+            def through_step(tokens):
+                logits, held[0] = self.step(tokens, held[0])
+                return logits
+
+            return through_step
+        kernel, lstm = STEP_KERNELS[rnn.cell_type], rnn.cell_type == "lstm"
+        weights = [tuple(rnn.rnn._flat_weights[4 * k : 4 * k + 4]) for k in range(rnn.num_layers)]
+        rows = self.one_hot if self.embedding is None else self.embedding.weight
+        decoder_weight, decoder_bias = self.decoder.weight, self.decoder.bias
+        layers = list(zip(state[0].unbind(0), state[1].unbind(0))) if lstm else list(state.unbind(0))
+
+        def step(tokens):
+            x = rows[tokens]
+            for k, w in enumerate(weights):
+                layers[k] = kernel(x, layers[k], *w)
+                x = layers[k][0] if lstm else layers[k]
+            return F.linear(x, decoder_weight, decoder_bias)
+
+        return step
 
     def forward(self, tokens: torch.Tensor, state=None):
         check_sequence(tokens, "tokens", None, state_batch(state))
@@ -299,3 +328,21 @@ class HandwritingSynthesizer(nn.Module):
         if clip:
             params = _clamp_grad(params, OUTPUT_GRAD_CLIP)
         return params, SynthesisState(onehot, state.lengths, (h, c), kappa, w, tuple(finals), torch.stack(phis, dim=1))
+
+    def step(self, x: torch.Tensor, state: SynthesisState):
+        """One point, for sampling: ``x`` ``(B, 3)`` -> ``y`` ``(B, 1 + 6M)`` and the state after it, the numbers of
+        ``forward(x[:, None], state)`` (tested) in a third of the operations: no shape checks (the caller made
+        the state with :meth:`start` and a first :meth:`forward`), every layer on ``torch.lstm_cell`` with its
+        weights as they are, nothing stacked. ``phi`` in the state is this step's, ``(B, 1, U + 1)``."""
+        first = self.first
+        h, c = torch.lstm_cell(torch.cat([x, state.window], dim=-1), state.first, first.weight_ih, first.weight_hh,
+                               first.bias_ih, first.bias_hh)
+        w, kappa, phi = self.window(h, state.kappa, state.text)
+        below, outputs, finals = h, [h], []
+        for layer, (h_k, c_k) in zip(self.upper, state.upper):
+            h_k, c_k = torch.lstm_cell(torch.cat([x, w, below], dim=-1), (h_k[0], c_k[0]), *layer.rnn._flat_weights)
+            below = h_k
+            outputs.append(h_k)
+            finals.append((h_k.unsqueeze(0), c_k.unsqueeze(0)))
+        return self.head(torch.cat(outputs, dim=-1)), SynthesisState(state.text, state.lengths, (h, c), kappa, w,
+                                                                      tuple(finals), phi.unsqueeze(1))

@@ -12,18 +12,24 @@ from .config import TrainConfig
 
 
 def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser, on torch's fused kernels where it has them: one call updates every parameter,
+    where torch's default loops over them in Python (on the CPU, 2-3x the time of min-char-rnn's update).
+    Adagrad's fused kernel is CPU-only, RMSprop has none: those take the multi-tensor (foreach) path."""
     c = config
+    cpu = all(p.device.type == "cpu" for p in params)
+    fast = {"fused": True}
     if c.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, **fast)
     if c.optimizer == "adam":
-        return torch.optim.Adam(params, lr=c.lr, eps=c.eps, weight_decay=c.weight_decay)
+        return torch.optim.Adam(params, lr=c.lr, eps=c.eps, weight_decay=c.weight_decay, **fast)
     if c.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=c.lr, eps=c.eps, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(params, lr=c.lr, eps=c.eps, weight_decay=c.weight_decay, **fast)
     if c.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=c.lr, alpha=c.alpha, eps=c.eps, momentum=c.momentum,
-                                   centered=c.centered, weight_decay=c.weight_decay)
+                                   centered=c.centered, weight_decay=c.weight_decay, foreach=True)
     if c.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=c.lr, eps=c.eps, weight_decay=c.weight_decay)
+        return torch.optim.Adagrad(params, lr=c.lr, eps=c.eps, weight_decay=c.weight_decay,
+                                   **(fast if cpu else {"foreach": True}))
     raise AssertionError(f"config.validate() lets through optimizer {c.optimizer!r}")
 
 

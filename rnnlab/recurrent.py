@@ -1,7 +1,8 @@
 """A stack of recurrent layers with one interface: ``layer(x, state) -> (outputs, state)``, batch-first.
 
 Plain stacks run on ``torch.nn.RNN/LSTM/GRU`` (cuDNN on GPU, oneDNN on CPU): one fused call for the
-whole sequence. Only a stack that needs something those kernels lack (LSTM peepholes), or one asked for
+whole sequence; a tanh or ReLU stack on the CPU, which torch does not fuse, runs ``elman.py``'s layer, and
+an LSTM stack training in bf16 on the CPU with a small batch for its width runs ``lstm_bf16.py``'s. Only a stack that needs something those kernels lack (LSTM peepholes), or one asked for
 with ``impl="cells"``, unrolls the hand-written cells of ``cells.py`` layer by layer.
 
 Shapes: ``x`` is ``(B, T, input_size)``, outputs ``(B, T, hidden_size)``. The state keeps torch's layout,
@@ -13,6 +14,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .cells import GRUCell, LSTMCell, RNNCell, set_forget_bias, unroll
+from .elman import elman_stack
+from .lstm_bf16 import bf16_lstm_applies, lstm_stack
 from .shapes import check_sequence
 
 CELL_TYPES = ("rnn", "rnn_relu", "lstm", "gru")
@@ -101,6 +104,10 @@ class Recurrent(nn.Module):
         if self.fused and x.size(1) == 1:  # sampling, one step per call: the fused kernel's set-up dominates
             out, state = self.step(x[:, 0], state)
             return out.unsqueeze(1), state
+        if self.fused and self.cell_type in ("rnn", "rnn_relu") and x.device.type == "cpu":
+            return elman_stack(self.rnn, x, state, self.training)  # nn.RNN has no fused CPU kernel (elman.py)
+        if self.fused and self.cell_type == "lstm" and bf16_lstm_applies(x, self.hidden_size):
+            return lstm_stack(self.rnn, x, state, self.training)  # oneDNN's bf16 backward is slow (lstm_bf16.py)
         if self.fused:
             return self.rnn(x, state)
         if state is None:
@@ -131,7 +138,7 @@ class Recurrent(nn.Module):
         if self.fused:
             # nn.RNN keeps the list it hands its own kernels in _flat_weights (4 per layer, in order),
             # up to date across .to(); reading it costs far less than 4 attribute look-ups per layer.
-            kernel, w = _STEP_KERNELS[self.cell_type], self.rnn._flat_weights
+            kernel, w = STEP_KERNELS[self.cell_type], self.rnn._flat_weights
         finals = []
         for k, layer_state in enumerate(layer_states):
             if k > 0 and self.training and dropout:
@@ -148,5 +155,5 @@ class Recurrent(nn.Module):
         return x, torch.stack(finals)
 
 
-_STEP_KERNELS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell,
+STEP_KERNELS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell,
                  "rnn_relu": torch.rnn_relu_cell}

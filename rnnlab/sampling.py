@@ -31,7 +31,10 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, t
     """Pick one token per row of ``logits`` ``(B, V)``; returns ids ``(B,)``."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() if temperature == 1 else logits.float() / temperature
+    if logits.dtype != torch.float32:
+        logits = logits.float()
+    if temperature != 1:
+        logits = logits / temperature
     if 0 < top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -49,7 +52,7 @@ def generate(model: torch.nn.Module, prime: torch.Tensor, length: int, temperatu
              top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None) -> Iterator[int]:
     """Feed ``prime`` (1-D ids, at least one), then yield ``length`` sampled ids one at a time.
 
-    The prime goes through ``model(...)`` in one call; each new token through ``model.step``.
+    The prime goes through ``model(...)`` in one call; each new token through ``model.sampler``'s step.
     """
     if prime.numel() == 0:
         raise UserError("the prime is empty: give at least one token to start from")
@@ -57,8 +60,8 @@ def generate(model: torch.nn.Module, prime: torch.Tensor, length: int, temperatu
     with torch.inference_mode():
         device = next(model.parameters()).device
         logits, state = model(prime.view(1, -1).to(device), None)
-        logits = logits[:, -1]
+        logits, step = logits[:, -1], model.sampler(state)
         for _ in range(length):
             token = next_token(logits, temperature, top_k, top_p, generator)
             yield int(token)
-            logits, state = model.step(token, state)
+            logits = step(token)

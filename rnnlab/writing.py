@@ -24,7 +24,7 @@ import textwrap
 import numpy as np
 import torch
 
-from .attention import finished
+from .attention import StopRule
 from .data.strokes import StrokeStats, absolute_to_offsets, offsets_to_points, thin_strokes
 from .data.text import Vocab
 from .errors import UserError
@@ -202,20 +202,22 @@ def write_lines(model, vocab: Vocab, texts: list[str], bias: float, generator: t
         primer = torch.from_numpy(stats.normalise(style.offsets.astype(np.float32))).to(device)
         x = torch.cat([x, primer.expand(len(full), -1, -1)], dim=1)
     y, state = model(x, model.start(ids, lengths))
+    y, finished = y[:, -1], StopRule(lengths, ids.size(1) + 1)
     active = torch.ones(len(full), dtype=torch.bool, device=device)
     by_rule = torch.zeros_like(active)
     points, phis, alive = [], [], []
     for t in range(int(caps.max())):
-        done = finished(state.phi[:, -1], lengths)
+        phi = state.phi[:, -1]
+        done = finished(phi)
         by_rule |= active & done
         active &= ~done & (t < caps)
         if not active.any():
             break
-        point = sample_mixture(y[:, -1], bias=bias, generator=generator)
+        point = sample_mixture(y, bias=bias, generator=generator)
         points.append(point)
-        phis.append(state.phi[:, -1])
+        phis.append(phi)
         alive.append(active.clone())
-        y, state = model(point.unsqueeze(1), state)
+        y, state = model.step(point, state)
 
     lines, windows = [], []
     steps = torch.stack(alive, 1).sum(1).tolist() if alive else [0] * len(full)

@@ -87,6 +87,43 @@ def test_save_strokes_writes_svg_and_png(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.PNG", "a.svg"]  # no temporary file left behind
 
 
+def segment_distance(px, py, ax, ay, bx, by):
+    """Distance from points (px, py) to the segment a-b, brute force over numpy arrays."""
+    dx, dy = bx - ax, by - ay
+    t = np.clip(((px - ax) * dx + (py - ay) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
+    return np.hypot(px - (ax + t * dx), py - (ay + t * dy))
+
+
+def test_png_pixels_are_the_pen_at_every_distance(tmp_path):
+    """The PNG against a distance field computed by brute force: each pixel centre within the pen's radius
+    (less the anti-aliased edge) of a stroke is ink, each one beyond it (plus the edge) paper."""
+    from PIL import Image
+
+    offsets = to_offsets(STROKES)
+    draw.save_strokes(offsets, str(tmp_path / "a.png"), color="navy")
+    pixels = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"), dtype=float)
+    strokes, (x0, y0, x1, y1), width, size = draw._stroke_layout(offsets, None)
+    scale = draw.WRITING_PX / size
+    rows, cols = np.mgrid[0 : pixels.shape[0], 0 : pixels.shape[1]]
+    x, y = x0 + (cols + 0.5) / scale, y1 - (rows + 0.5) / scale  # pixel centres in data units, y up
+    distance = np.full(rows.shape, np.inf)
+    for stroke in strokes:
+        ends = stroke if len(stroke) > 1 else stroke[[0, 0]]
+        for (ax, ay), (bx, by) in zip(ends[:-1], ends[1:]):
+            distance = np.minimum(distance, segment_distance(x, y, ax, ay, bx, by))
+    radius, edge = width / 2 * scale, 0.75  # in pixels: half a pixel of anti-aliasing each side, and rounding
+    inside, outside = distance * scale < radius - edge, distance * scale > radius + edge
+    assert inside.sum() > 50 and outside.sum() > 1000
+    navy = np.array([0, 0, 128])
+    assert np.abs(pixels[inside] - navy).max() < 40                  # ink, in the colour asked for
+    assert pixels[outside].min() > 250                               # white paper
+    between = pixels[~inside & ~outside].mean(axis=1)
+    assert ((between > 20) & (between < 240)).any()                  # grey edge pixels: anti-aliased
+    with pytest.raises(UserError, match="not a colour"):
+        draw.save_strokes(offsets, str(tmp_path / "b.png"), color="inky")
+    assert not (tmp_path / "b.png").exists()
+
+
 @pytest.mark.parametrize("name", ["a.pdf", "a.jpg", "a"])
 def test_bad_extension_is_a_user_error_and_writes_nothing(tmp_path, name):
     with pytest.raises(UserError, match=r"\.svg or \.png"):
@@ -105,14 +142,14 @@ def test_existing_file_is_untouched_when_rendering_fails(tmp_path, monkeypatch):
         draw.save_strokes(bad, str(target))
     with pytest.raises(UserError, match=r"\(N, 3\)"):
         draw.save_strokes(bad[:, :2], str(target))
-    import matplotlib.figure
+    from PIL import Image
 
-    def half_written(self, path, **kwargs):  # the renderer dies after writing part of the file
+    def half_written(self, path, **kwargs):  # the encoder dies after writing part of the file
         with open(path, "wb") as f:
             f.write(b"\x89PNG partial")
         raise RuntimeError("renderer crashed")
 
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", half_written)
+    monkeypatch.setattr(Image.Image, "save", half_written)
     with pytest.raises(RuntimeError, match="renderer crashed"):
         draw.save_strokes(to_offsets(STROKES), str(target))
     assert target.read_bytes() == b"previous picture"

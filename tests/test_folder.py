@@ -90,7 +90,7 @@ def test_a_force_that_diverges_keeps_the_previous_run_byte_for_byte(tmp_path, te
     rnnlab.train("charlm", str(out), data=text_file, max_steps=20, **SMALL)
     (out / "notes.txt").write_text("the user's own file")
     before = _snapshot(out)
-    monkeypatch.setitem(rnnlab.TASKS, "charlm", _DivergesAt)
+    monkeypatch.setitem(rnnlab.TASKS._loaders, "charlm", lambda: _DivergesAt)  # TASKS imports on lookup
     fails(capsys, ["train", "charlm", "--data", text_file, "--out", str(out), "--force", "--max-steps", "20",
                    "--set", *TINY, "max_skips=3"],
           "3 consecutive steps had a non-finite loss or gradient (step 7)", "no checkpoint had been written yet")
@@ -139,7 +139,7 @@ class _StopAt(CharLM):
 def _interrupt_at(monkeypatch, step, sig=signal.SIGTERM):
     monkeypatch.setattr(_StopAt, "at", step)
     monkeypatch.setattr(_StopAt, "signal", sig)
-    monkeypatch.setitem(rnnlab.TASKS, "charlm", _StopAt)
+    monkeypatch.setitem(rnnlab.TASKS._loaders, "charlm", lambda: _StopAt)  # TASKS imports on lookup
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

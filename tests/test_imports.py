@@ -112,3 +112,33 @@ def test_weight_and_state_io_imports_no_task():
                 reached.add(target)
                 todo.append(target)
         assert not any(m.startswith("rnnlab.tasks") for m in reached), f"{module} reaches {sorted(reached)}"
+
+
+def _loaded_after(code: str, tmp_path) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    import json
+    import subprocess
+    import sys
+
+    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+TASK_MODULES = {"rnnlab.tasks.charlm", "rnnlab.tasks.wordlm", "rnnlab.tasks.classify", "rnnlab.tasks.handwriting",
+                "rnnlab.tasks.synthesis"}
+
+
+def test_start_up_loads_only_what_the_command_uses(tmp_path):
+    """The parser knows the task names without importing a task; ``rnnlab write -o x.png`` loads the synthesis
+    task alone and no matplotlib (a PNG of strokes is drawn with Pillow), so start-up is mostly torch's."""
+    parsed = _loaded_after("from rnnlab.cli import parser\nparser().parse_args(['train', 'charlm', '--out', 'r'])",
+                           tmp_path)
+    assert not parsed & TASK_MODULES
+    wrote = _loaded_after("from rnnlab.cli import main\nassert main(['write', 'Hi', '-o', 'x.png', '--seed', '1']) == 0",
+                          tmp_path)
+    assert (tmp_path / "x.png").stat().st_size > 0
+    assert wrote & TASK_MODULES == {"rnnlab.tasks.synthesis"}
+    assert not any(name.split(".")[0] == "matplotlib" for name in wrote)

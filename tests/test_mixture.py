@@ -307,3 +307,35 @@ def test_sampling_is_finite_at_the_extremes():
     y, _ = extreme_output(torch.float32)
     for b in (0.0, 3.0, 50.0):
         assert sample(y, bias=b, generator=seeded(16)).isfinite().all()
+
+
+def reference_sample(y, bias, generator):
+    """The same draws as sample() (two uniforms, then two normals per row), but every component transformed by
+    split_params and the chosen one picked afterwards, each coordinate on its own."""
+    _, p = split_params(y, bias)
+    lead, m = p.log_pi.shape[:-1], p.log_pi.size(-1)
+    log_pi = p.log_pi.reshape(-1, m)
+    u = torch.rand((log_pi.size(0), 2), generator=generator, dtype=log_pi.dtype)
+    z = torch.randn((log_pi.size(0), 2), generator=generator, dtype=log_pi.dtype)
+    cdf = log_pi.exp().cumsum(-1)
+    j = torch.tensor([min(int((row < u_k * row[-1]).sum()), m - 1) for row, u_k in zip(cdf, u[:, 0])]).unsqueeze(1)
+
+    def pick(t):
+        return t.reshape(-1, m).gather(-1, j).squeeze(-1)
+
+    mu1, mu2, rho = pick(p.mu1), pick(p.mu2), pick(p.rho)
+    s1, s2 = pick(p.log_sigma1).exp(), pick(p.log_sigma2).exp()
+    x1 = mu1 + s1 * z[:, 0]
+    x2 = mu2 + s2 * (rho * z[:, 0] + torch.sqrt((1.0 - rho) * (1.0 + rho)) * z[:, 1])
+    eos = (u[:, 1] < p.eos_prob.reshape(-1)).to(log_pi.dtype)
+    return torch.stack([x1, x2, eos], dim=-1).reshape(*lead, 3)
+
+
+@pytest.mark.parametrize("bias", [0.0, 0.7, 3.0])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 5)], ids=["one", "batch", "sequence"])
+def test_sampling_the_chosen_component_equals_transforming_all_of_them(bias, shape):
+    """Bit for bit, with the same generator: the fast path changes the work, not one number."""
+    y = random_output(math.prod(shape), m=NUM_COMPONENTS, dtype=torch.float32, seed=21).reshape(*shape, -1)
+    extreme, _ = extreme_output(torch.float32)
+    for out in (y, extreme):
+        assert torch.equal(sample(out, bias=bias, generator=seeded(5)), reference_sample(out, bias, seeded(5)))

@@ -92,6 +92,22 @@ def test_the_state_carries_a_sequence_across_calls():
     assert torch.equal(state.text, final.text) and torch.equal(state.lengths, lengths)
 
 
+def test_a_sampling_step_equals_a_one_point_call():
+    """model.step(x_t, state), the sampler's path, gives forward(x[:, t:t+1], state)'s numbers, step after step."""
+    model = tiny_synthesizer().eval()
+    x = torch.randn(3, 7, 3, dtype=torch.float64)
+    text, lengths = torch.randint(0, 7, (3, 5)), torch.tensor([5, 2, 4])
+    y_call, by_call = model(x[:, :1], model.start(text, lengths))
+    y_step, by_step = y_call[:, 0], by_call
+    for t in range(1, x.size(1)):
+        y_call, by_call = model(x[:, t : t + 1], by_call)
+        y_step, by_step = model.step(x[:, t], by_step)
+        torch.testing.assert_close(y_step, y_call[:, 0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(by_step.phi, by_call.phi, rtol=1e-12, atol=1e-12)
+        for name in ("first", "kappa", "window", "upper"):
+            torch.testing.assert_close(getattr(by_step, name), getattr(by_call, name), rtol=1e-12, atol=1e-12)
+
+
 def test_start_is_the_zero_state_over_the_one_hot_text():
     model = tiny_synthesizer()
     state = model.start(torch.tensor([[3, 1, 6], [2, 5, 5]]), torch.tensor([3, 1]))

@@ -191,3 +191,17 @@ def test_check_options_rejects_bad_values(temperature, top_k, top_p, message):
 def test_check_options_accepts_edges():
     for temperature, top_k, top_p in [(0.0, 0, 1.0), (0.7, 5, 0.9), (1.0, 0, 1e-6)]:
         check_options(temperature, top_k, top_p)  # no exception
+
+
+@pytest.mark.parametrize("cell, layers, embedding", [("lstm", 2, 0), ("gru", 1, 5), ("rnn", 3, 0), ("rnn_relu", 1, 4)])
+def test_the_sampler_step_equals_model_step(cell, layers, embedding):
+    """generate()'s step (weights bound once, the state kept per layer) gives model.step's logits exactly."""
+    torch.manual_seed(0)
+    model = RNNLanguageModel(VOCAB, cell=cell, hidden_size=8, num_layers=layers, embedding_size=embedding,
+                             dropout=0.3).eval()
+    tokens = torch.randint(0, VOCAB, (3, 12))
+    logits, state = model(tokens[:, :2])
+    step = model.sampler(state)
+    for t in range(2, tokens.size(1)):
+        expected, state = model.step(tokens[:, t], state)
+        assert torch.equal(step(tokens[:, t]), expected)

@@ -47,7 +47,7 @@ class _Counting(CharLM):
 
 
 def test_a_training_uses_its_threads_key_and_gives_the_count_back(tmp_path, text_file, monkeypatch):
-    monkeypatch.setitem(rnnlab.TASKS, "charlm", _Counting)
+    monkeypatch.setitem(rnnlab.TASKS._loaders, "charlm", lambda: _Counting)  # TASKS imports on lookup
     monkeypatch.setattr(_Counting, "seen", [])
     out = str(tmp_path / "run")
     assert main(["train", "charlm", "--data", text_file, "--out", out, "--max-steps", "3", "--threads", "2",
@@ -63,8 +63,13 @@ def test_sampling_takes_one_thread_unless_told(tmp_path, text_file, monkeypatch)
     run = rnnlab.train("charlm", str(tmp_path / "run"), data=text_file, max_steps=2,
                        **{k: v for k, v in (item.split("=") for item in TINY)})
     seen = []
-    step = type(run.model).step
-    monkeypatch.setattr(type(run.model), "step", lambda m, *a: seen.append(torch.get_num_threads()) or step(m, *a))
+    sampler = type(run.model).sampler
+
+    def spied(model, state):  # generation's step, reporting the threads it runs on
+        step = sampler(model, state)
+        return lambda tokens: seen.append(torch.get_num_threads()) or step(tokens)
+
+    monkeypatch.setattr(type(run.model), "sampler", spied)
     torch.set_num_threads(2)
     run.sample(length=2, seed=1)
     run.sample(length=2, seed=1, threads=3)
