@@ -32,7 +32,9 @@ class Recurrent(nn.Module):
     ``(num_layers, B, hidden_size)`` (LSTM: ``(h, c)``). ``step(x_t (B, input_size), state)`` advances one step.
 
     ``impl``: "auto" runs torch's fused kernels unless ``peepholes`` need the hand-written cells; "torch" or
-    "cells" force one. ``dropout`` applies between layers; ``forget_bias`` sets the LSTM forget gates' bias.
+    "cells" force one. On the CPU the "torch" path trains a tanh or ReLU stack with ``elman.py`` and a
+    narrow-batch LSTM under bf16 with ``lstm_bf16.py``, the same math (tested against torch's modules) on
+    the same parameters. ``dropout`` applies between layers; ``forget_bias`` sets the LSTM forget gates' bias.
     """
 
     def __init__(
