@@ -7,7 +7,8 @@ The yardstick is Karpathy's min-char-rnn (BSD licence), the training loop of
 Adagrad update, as written: column vectors, a dict per time step, float64), without its sampling every
 100 iterations. rnnlab runs the real ``train_step`` of the preset (the same sizes: tanh RNN 100, one-hot
 input, seq 25, batch 1, Adagrad 0.1, element-wise clipping), eagerly, and with ``--compile`` also with the
-``compile`` key (the step compiled by ``torch.compile``; its compile time is reported, not counted).
+``compile`` key (the step compiled by ``torch.compile``; its compile time is reported, not counted). Beside
+them, a bare torch loop of the same step (``BareTorch``): what torch itself costs, without rnnlab's checks.
 
 Both read tiny Shakespeare 25 characters at a time from the start. Reports characters per second, the
 median of ``--repeats`` blocks of ``--steps`` steps after a warm-up block (blocks alternate between the
@@ -25,6 +26,7 @@ import torch
 
 from rnnlab.config import override
 from rnnlab.data.text import read_text
+from rnnlab.elman import ElmanLayer
 from rnnlab.loop import compiled_step, to_device, train_step
 from rnnlab.optim import build_optimizer
 from rnnlab.tasks import charlm
@@ -94,6 +96,39 @@ class SeedNumPy:
         return steps * SEQ_LENGTH / (time.perf_counter() - start)
 
 
+class BareTorch:
+    """The floor for a torch step of this model: rnnlab's CPU Elman layer, the decoder, cross-entropy, backward,
+    element-wise clipping and the preset's (fused) Adagrad, with nothing else (no finite checks, no
+    schedule, no state bookkeeping), on the weights of a model built like the preset's."""
+
+    def __init__(self, text: str):
+        self.inner = Rnnlab(text, compile=False)
+        self.h = torch.zeros(1, HIDDEN_SIZE)
+
+    def run(self, steps: int) -> float:
+        r = self.inner
+        weights, rows, decoder = r.model.rnn.rnn._flat_weights, r.model.one_hot, r.model.decoder
+        grads_bound = r.config.clip_value
+        start = time.perf_counter()
+        for _ in range(steps):
+            (x, y), reset = r.task.train_batch(r.step)
+            if reset:
+                self.h = torch.zeros(1, HIDDEN_SIZE)
+            out, last = ElmanLayer.apply(rows[x], self.h, *weights, False)
+            logits = torch.nn.functional.linear(out, decoder.weight, decoder.bias)
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+            for p in r.params:
+                p.grad = None
+            loss.backward()
+            grads = [p.grad for p in r.params]
+            torch._foreach_clamp_min_(grads, -grads_bound)
+            torch._foreach_clamp_max_(grads, grads_bound)
+            r.optimizer.step()
+            self.h = last.detach()
+            r.step += 1
+        return steps * SEQ_LENGTH / (time.perf_counter() - start)
+
+
 class Rnnlab:
     """The ``min-char-rnn`` preset through rnnlab's training step (``compile`` as given)."""
 
@@ -124,7 +159,8 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="also time the compile key (compiles for a minute)")
     args = p.parse_args()
     text = read_text("builtin:tinyshakespeare")
-    runners = {"numpy (the seed)": SeedNumPy(text), "rnnlab": Rnnlab(text, compile=False)}
+    runners = {"numpy (the seed)": SeedNumPy(text), "bare torch loop": BareTorch(text),
+               "rnnlab": Rnnlab(text, compile=False)}
     compile_seconds = None
     if args.compile:
         runners["rnnlab, compile=true"] = Rnnlab(text, compile=True)
