@@ -10,7 +10,9 @@ M = 20 mixtures, a 30-character text over the 80-character IAM-OnDB alphabet:
 - ``(a) eager per-step``: the same network and weights with every layer advanced one step at a time
   (``rnnlab.reference.synthesis_steps``, how §5 reads and most implementations run it);
 - ``(b) nn.LSTM stack``: a plain 3 x 400 ``nn.LSTM`` (cuDNN on GPU) and a linear mixture head, no window:
-  the practical ceiling.
+  the practical ceiling;
+- ``(c) prediction network``: Graves' prediction network of the same widths (``HandwritingPredictor``: the
+  same skip connections into every layer and the head, no window): what the window itself costs.
 
 Reports the median milliseconds per step of ``--repeats`` steps after 2 warm-up steps, the ratios, and one
 JSON line.
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from rnnlab.mixture import output_size, sequence_nll, split_params
-from rnnlab.models import HandwritingSynthesizer
+from rnnlab.models import HandwritingPredictor, HandwritingSynthesizer
 from rnnlab.reference.synthesis_steps import synthesis_forward
 from rnnlab.tasks.synthesis import ALPHABET
 
@@ -78,22 +80,26 @@ def main() -> None:
 
     stack = nn.LSTM(3, args.hidden, LAYERS, batch_first=True).to(device)
     head = nn.Linear(args.hidden, output_size(MIXTURES)).to(device)
+    predictor = HandwritingPredictor(args.hidden, LAYERS, MIXTURES).to(device)
     results = {
         "rnnlab": _median_ms(device, args.repeats, step(lambda: model(x, model.start(text, lengths))[0], list(model.parameters()))),
         "eager_per_step": _median_ms(device, args.repeats,
                                      step(lambda: synthesis_forward(model, x, text, lengths)[0], list(model.parameters()))),
         "lstm_stack": _median_ms(device, args.repeats, step(lambda: head(stack(x)[0]),
                                                             list(stack.parameters()) + list(head.parameters()))),
+        "prediction": _median_ms(device, args.repeats, step(lambda: predictor(x)[0], list(predictor.parameters()))),
     }
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"synthesis step, batch {args.batch} x {args.points} points, {LAYERS} x {args.hidden}, K {GAUSSIANS}, "
           f"M {MIXTURES}, on {device.type} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'implementation':<28}{'ms / step':>12}")
-    for key, label in (("rnnlab", "rnnlab"), ("eager_per_step", "(a) eager per-step"), ("lstm_stack", "(b) nn.LSTM stack")):
+    for key, label in (("rnnlab", "rnnlab"), ("eager_per_step", "(a) eager per-step"), ("lstm_stack", "(b) nn.LSTM stack"),
+                       ("prediction", "(c) prediction network")):
         print(f"{label:<28}{results[key]:>12.1f}")
     speedup = results["eager_per_step"] / results["rnnlab"]
     gap = results["rnnlab"] / results["lstm_stack"]
-    print(f"rnnlab is {speedup:.2f}x faster than (a) and {gap:.2f}x slower than (b)")
+    print(f"rnnlab is {speedup:.2f}x faster than (a), {gap:.2f}x slower than (b) and "
+          f"{results['rnnlab'] / results['prediction']:.2f}x (c)")
     print(json.dumps({"device": device.type, "name": name, "batch": args.batch, "points": args.points,
                       "ms": results, "speedup_vs_eager": speedup, "slowdown_vs_lstm_stack": gap}))
 
