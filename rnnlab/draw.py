@@ -8,7 +8,7 @@ import math
 import os
 
 from .errors import UserError
-from .files import atomic_write
+from .files import atomic_write, write_text
 
 
 def _figure(**kwargs):
@@ -193,13 +193,7 @@ def save_strokes(offsets, out_path: str, stroke_width: float | None = None, colo
     """
     fmt = stroke_image_format(out_path)
     if fmt == "svg":
-        svg = strokes_to_svg(offsets, stroke_width, color, writing_size)
-
-        def write(tmp):
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(svg)
-
-        atomic_write(out_path, write)
+        write_text(out_path, strokes_to_svg(offsets, stroke_width, color, writing_size))
         return
     strokes, box, width, size = _stroke_layout(offsets, stroke_width, writing_size)
     image = _raster(strokes, box, width, WRITING_PX / size, color)

@@ -59,18 +59,3 @@ class ElmanLayer(torch.autograd.Function):
         d_bias = d_pre.sum(0)
         d_x = (d_pre @ weight_ih).view(steps, batch, -1).transpose(0, 1)
         return d_x, d_next, d_pre.t() @ x_tm, d_pre.t() @ h_prev, d_bias, d_bias.clone(), None  # no aliased grads
-
-
-def elman_stack(rnn: torch.nn.RNN, x: torch.Tensor, state: torch.Tensor | None, training: bool):
-    """``rnn``'s forward (batch-first, its weights and dropout) through :class:`ElmanLayer`, layer by layer:
-    ``x`` ``(B, T, I)``, ``state`` ``(L, B, H)`` or None -> outputs ``(B, T, H)``, state ``(L, B, H)``."""
-    relu = rnn.nonlinearity == "relu"
-    if state is None:
-        state = x.new_zeros(rnn.num_layers, x.size(0), rnn.hidden_size)
-    finals = []
-    for k, h0 in enumerate(state.unbind(0)):
-        if k and training and rnn.dropout:
-            x = torch.nn.functional.dropout(x, rnn.dropout)
-        x, last = ElmanLayer.apply(x, h0, *rnn._flat_weights[4 * k : 4 * k + 4], relu)
-        finals.append(last)
-    return x, torch.stack(finals)

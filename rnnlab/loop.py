@@ -203,11 +203,9 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
         if step > total:
             raise UserError(f"{folder.name} is already at step {step}, past the {total} steps asked for; give a "
                             f"larger --max-steps")
-    if resume:  # first: an unreadable metrics.jsonl fails before config.json is rewritten
-        folder.truncate_metrics(step)
-    folder.begin(task.name, config, task.vocab, resume)
-    if resume:
+        folder.truncate_metrics(step)  # before begin(): an unreadable metrics.jsonl fails before config.json is rewritten
         log.info("resumed from step %d of %d", step, total)
+    folder.begin(task.name, config, task.vocab, resume)
 
     def save_state():
         folder.save_train_state({

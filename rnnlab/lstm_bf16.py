@@ -20,7 +20,6 @@ where it is faster (the measurements by MIN_WIDTH_PER_ROW); everything else keep
 """
 
 import torch
-from torch.nn import functional as F
 
 
 class LSTMLayer(torch.autograd.Function):
@@ -97,19 +96,3 @@ def bf16_lstm_applies(x: torch.Tensor, hidden_size: int) -> bool:
     batch ``x.size(0)`` small against ``hidden_size`` (the measurements above)."""
     return (x.device.type == "cpu" and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16 and hidden_size >= MIN_WIDTH_PER_ROW * x.size(0))
-
-
-def lstm_stack(lstm: torch.nn.LSTM, x: torch.Tensor, state, training: bool):
-    """``lstm``'s forward (batch-first, its weights and dropout) through :class:`LSTMLayer`, layer by layer:
-    ``x`` ``(B, T, I)``, ``state`` ``(h, c)`` each ``(L, B, H)`` or None -> outputs, ``(h, c)``."""
-    if state is None:
-        zeros = x.new_zeros(lstm.num_layers, x.size(0), lstm.hidden_size, dtype=torch.float32)
-        state = (zeros, zeros)
-    hs, cs = [], []
-    for k, (h0, c0) in enumerate(zip(state[0].unbind(0), state[1].unbind(0))):
-        if k and training and lstm.dropout:
-            x = F.dropout(x, lstm.dropout)
-        x, h, c = LSTMLayer.apply(x, h0, c0, *lstm._flat_weights[4 * k : 4 * k + 4])
-        hs.append(h)
-        cs.append(c)
-    return x, (torch.stack(hs), torch.stack(cs))

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import ShapeError
-from .recurrent import STEP_KERNELS, Recurrent, state_batch
+from .recurrent import Recurrent, state_batch
 from .shapes import check_sequence
 
 INIT_SCHEMES = ("default", "uniform", "normal")
@@ -94,11 +94,9 @@ class RNNLanguageModel(nn.Module):
 
     def sampler(self, state):
         """Generation's step from ``state`` on: a function ``tokens (B,) -> logits (B, vocab_size)`` with
-        :meth:`step`'s numbers (tested), its weights looked up once and its state kept as one tensor per layer
-        instead of re-stacked at every token (benchmarks/charlm.py: the bare loop it is measured against).
-        In eval mode on a fused stack; otherwise it steps through :meth:`step`."""
-        rnn = self.rnn
-        if self.training or not rnn.fused:
+        :meth:`step`'s numbers (tested), the stack advanced by ``Recurrent.stepper`` and the embedding and
+        decoder weights looked up once. In training mode (dropout) it steps through :meth:`step`."""
+        if self.training:
             held = [state]
 
             def through_step(tokens):
@@ -106,20 +104,9 @@ class RNNLanguageModel(nn.Module):
                 return logits
 
             return through_step
-        kernel, lstm = STEP_KERNELS[rnn.cell_type], rnn.cell_type == "lstm"
-        weights = [tuple(rnn.rnn._flat_weights[4 * k : 4 * k + 4]) for k in range(rnn.num_layers)]
         rows = self.one_hot if self.embedding is None else self.embedding.weight
-        decoder_weight, decoder_bias = self.decoder.weight, self.decoder.bias
-        layers = list(zip(state[0].unbind(0), state[1].unbind(0))) if lstm else list(state.unbind(0))
-
-        def step(tokens):
-            x = rows[tokens]
-            for k, w in enumerate(weights):
-                layers[k] = kernel(x, layers[k], *w)
-                x = layers[k][0] if lstm else layers[k]
-            return F.linear(x, decoder_weight, decoder_bias)
-
-        return step
+        advance, weight, bias = self.rnn.stepper(state), self.decoder.weight, self.decoder.bias
+        return lambda tokens: F.linear(advance(rows[tokens]), weight, bias)
 
     def forward(self, tokens: torch.Tensor, state=None):
         check_sequence(tokens, "tokens", None, state_batch(state))

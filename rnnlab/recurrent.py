@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .cells import GRUCell, LSTMCell, RNNCell, set_forget_bias, unroll
-from .elman import elman_stack
-from .lstm_bf16 import bf16_lstm_applies, lstm_stack
+from .elman import ElmanLayer
+from .lstm_bf16 import LSTMLayer, bf16_lstm_applies
 from .shapes import check_sequence
 
 CELL_TYPES = ("rnn", "rnn_relu", "lstm", "gru")
@@ -107,23 +107,23 @@ class Recurrent(nn.Module):
             out, state = self.step(x[:, 0], state)
             return out.unsqueeze(1), state
         if self.fused and self.cell_type in ("rnn", "rnn_relu") and x.device.type == "cpu":
-            return elman_stack(self.rnn, x, state, self.training)  # nn.RNN has no fused CPU kernel (elman.py)
+            relu, w = self.cell_type == "rnn_relu", self.rnn._flat_weights  # nn.RNN has no fused CPU kernel
+
+            def elman(k, x, h):
+                return ElmanLayer.apply(x, h, *w[4 * k : 4 * k + 4], relu)
+
+            return self._by_layer(x, state, elman)
         if self.fused and self.cell_type == "lstm" and bf16_lstm_applies(x, self.hidden_size):
-            return lstm_stack(self.rnn, x, state, self.training)  # oneDNN's bf16 backward is slow (lstm_bf16.py)
+            w = self.rnn._flat_weights  # oneDNN's bf16 backward is slow here (lstm_bf16.py)
+
+            def lstm_bf16(k, x, state):
+                out, h, c = LSTMLayer.apply(x, *state, *w[4 * k : 4 * k + 4])
+                return out, (h, c)
+
+            return self._by_layer(x, state, lstm_bf16)
         if self.fused:
             return self.rnn(x, state)
-        if state is None:
-            state = self.init_state(x.size(0), device=x.device, dtype=x.dtype)
-        finals = []
-        for k, cell in enumerate(self.cells):
-            if k > 0:
-                x = self.dropout(x)
-            layer_state = (state[0][k], state[1][k]) if self.cell_type == "lstm" else state[k]
-            x, layer_state = unroll(cell, x, layer_state)
-            finals.append(layer_state)
-        if self.cell_type == "lstm":
-            return x, (torch.stack([s[0] for s in finals]), torch.stack([s[1] for s in finals]))
-        return x, torch.stack(finals)
+        return self._by_layer(x, state, lambda k, x, layer_state: unroll(self.cells[k], x, layer_state))
 
     def step(self, x: torch.Tensor, state=None):
         """One time step for the whole stack: ``x`` ``(B, input_size)`` -> top output ``(B, H)`` and the new state.
@@ -132,24 +132,57 @@ class Recurrent(nn.Module):
         (``torch.lstm_cell`` etc.) on the stack's own weights: a whole-sequence ``nn.LSTM`` call at T = 1
         costs several times more (benchmarks/results.md).
         """
-        if state is None:
-            state = self.init_state(x.size(0), device=x.device, dtype=x.dtype)
         lstm = self.cell_type == "lstm"
-        layer_states = list(zip(state[0].unbind(0), state[1].unbind(0))) if lstm else state.unbind(0)
-        dropout = self.rnn.dropout if self.fused else self.dropout.p
         if self.fused:
             # nn.RNN keeps the list it hands its own kernels in _flat_weights (4 per layer, in order),
             # up to date across .to(); reading it costs far less than 4 attribute look-ups per layer.
             kernel, w = STEP_KERNELS[self.cell_type], self.rnn._flat_weights
+
+        def one_step(k, x, layer_state):
+            layer_state = kernel(x, layer_state, *w[4 * k : 4 * k + 4]) if self.fused else self.cells[k](x, layer_state)
+            return (layer_state[0] if lstm else layer_state), layer_state
+
+        return self._by_layer(x, state, one_step)
+
+    def stepper(self, state):
+        """For generation from ``state`` on: a function ``x (B, input_size) -> (B, H)`` advancing the stack one
+        step at each call, :meth:`step`'s numbers with its weights looked up once and its state kept as one
+        tensor per layer instead of re-stacked at every call (at batch 1 that bookkeeping cost a quarter of
+        char sampling: benchmarks/results.md). In eval mode on a fused stack; otherwise through :meth:`step`."""
+        if self.training or not self.fused:
+            held = [state]
+
+            def through_step(x):
+                out, held[0] = self.step(x, held[0])
+                return out
+
+            return through_step
+        kernel, lstm = STEP_KERNELS[self.cell_type], self.cell_type == "lstm"
+        weights = [tuple(self.rnn._flat_weights[4 * k : 4 * k + 4]) for k in range(self.num_layers)]
+        layers = list(zip(state[0].unbind(0), state[1].unbind(0))) if lstm else list(state.unbind(0))
+
+        def step(x):
+            for k, w in enumerate(weights):
+                layers[k] = kernel(x, layers[k], *w)
+                x = layers[k][0] if lstm else layers[k]
+            return x
+
+        return step
+
+    def _by_layer(self, x: torch.Tensor, state, layer):
+        """The stack's one loop over its layers, for whole sequences and single steps alike: ``layer(k, x,
+        state_k) -> (outputs, state_k)`` for each layer in turn, with torch's dropout between layers (in
+        training), the per-layer states taken from and stacked back into the ``(L, B, H)`` layout."""
+        if state is None:
+            state = self.init_state(x.size(0), device=x.device, dtype=x.dtype)
+        lstm = self.cell_type == "lstm"
+        layer_states = zip(state[0].unbind(0), state[1].unbind(0)) if lstm else state.unbind(0)
+        dropout = self.rnn.dropout if self.fused else self.dropout.p
         finals = []
         for k, layer_state in enumerate(layer_states):
-            if k > 0 and self.training and dropout:
+            if k and self.training and dropout:
                 x = F.dropout(x, dropout)
-            if self.fused:
-                layer_state = kernel(x, layer_state, *w[4 * k : 4 * k + 4])
-            else:
-                layer_state = self.cells[k](x, layer_state)
-            x = layer_state[0] if lstm else layer_state
+            x, layer_state = layer(k, x, layer_state)
             finals.append(layer_state)
         if lstm:
             h, c = zip(*finals)

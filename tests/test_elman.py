@@ -1,10 +1,11 @@
-"""rnnlab/elman.py, the CPU Elman layer with BPTT written out: outputs, last state and every gradient against
-torch's nn.RNN on the same weights, finite differences (gradcheck), and the stack's dropout and state."""
+"""rnnlab/elman.py, the CPU Elman layer with BPTT written out, as Recurrent runs it: outputs, last state and
+every gradient against torch's nn.RNN on the same weights, finite differences (gradcheck), and the stack's
+dropout and state."""
 
 import pytest
 import torch
 
-from rnnlab.elman import ElmanLayer, elman_stack
+from rnnlab.elman import ElmanLayer
 from rnnlab.recurrent import Recurrent
 
 
@@ -12,11 +13,12 @@ from rnnlab.recurrent import Recurrent
 @pytest.mark.parametrize("layers, batch", [(1, 1), (3, 4)])
 def test_the_stack_equals_nn_rnn_with_its_gradients(nonlinearity, layers, batch):
     torch.manual_seed(0)
-    rnn = torch.nn.RNN(5, 7, layers, nonlinearity=nonlinearity, batch_first=True).double()
+    stack = Recurrent("rnn" if nonlinearity == "tanh" else "rnn_relu", 5, 7, layers).double().eval()
+    rnn = stack.rnn  # torch's module: the reference, on the same weights
     x = torch.randn(batch, 9, 5, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(layers, batch, 7, dtype=torch.float64, requires_grad=True)
     expected, expected_last = rnn(x, h0)
-    got, last = elman_stack(rnn, x, h0, training=False)
+    got, last = stack(x, h0)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(last, expected_last, rtol=1e-12, atol=1e-12)
     # a loss that reads the outputs and the last state, so both gradients flow in
@@ -40,11 +42,12 @@ def test_the_backward_pass_matches_finite_differences(relu):
 
 def test_only_the_last_state_or_only_the_outputs_may_carry_a_gradient():
     torch.manual_seed(2)
-    rnn = torch.nn.RNN(3, 4, batch_first=True).double()
+    stack = Recurrent("rnn", 3, 4).double().eval()
+    rnn = stack.rnn
     x = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
     for pick in (lambda out, last: out.sum(), lambda out, last: last.sum()):
         (want,) = torch.autograd.grad(pick(*rnn(x)), [x])
-        (have,) = torch.autograd.grad(pick(*elman_stack(rnn, x, None, training=False)), [x])
+        (have,) = torch.autograd.grad(pick(*stack(x)), [x])
         torch.testing.assert_close(have, want, rtol=1e-12, atol=1e-12)
 
 

@@ -6,24 +6,27 @@ import pytest
 import torch
 
 from rnnlab import precision
-from rnnlab.lstm_bf16 import LSTMLayer, lstm_stack
+from rnnlab import recurrent
+from rnnlab.lstm_bf16 import LSTMLayer
 from rnnlab.recurrent import Recurrent
 
 
 def lstm_and_inputs(layers=2, batch=3, dtype=torch.float64, seed=0):
     torch.manual_seed(seed)
-    lstm = torch.nn.LSTM(5, 6, layers, batch_first=True).to(dtype)
+    stack = Recurrent("lstm", 5, 6, layers).to(dtype).eval()
+    lstm = stack.rnn  # torch's module: the reference, on the same weights
     x = torch.randn(batch, 7, 5, dtype=dtype, requires_grad=True)
     h0 = torch.randn(layers, batch, 6, dtype=dtype, requires_grad=True)
     c0 = torch.randn(layers, batch, 6, dtype=dtype, requires_grad=True)
-    return lstm, x, h0, c0
+    return stack, lstm, x, h0, c0
 
 
 @pytest.mark.parametrize("layers, batch", [(1, 1), (2, 3)])
-def test_it_is_nn_lstm_with_its_gradients(layers, batch):
-    lstm, x, h0, c0 = lstm_and_inputs(layers, batch)
+def test_it_is_nn_lstm_with_its_gradients(layers, batch, monkeypatch):
+    stack, lstm, x, h0, c0 = lstm_and_inputs(layers, batch)
     expected, (h_ref, c_ref) = lstm(x, (h0, c0))
-    got, (h, c) = lstm_stack(lstm, x, (h0, c0), training=False)
+    monkeypatch.setattr(recurrent, "bf16_lstm_applies", lambda x, hidden: True)  # the layer without autocast: float64
+    got, (h, c) = stack(x, (h0, c0))
     for a, b in ((got, expected), (h, h_ref), (c, c_ref)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     weights = torch.randn_like(expected)

@@ -7,7 +7,7 @@ import math
 import torch
 
 
-def shuffled_batch(step: int, count: int, batch_size: int, seed: int, lengths: list | None = None,
+def shuffled_batch(step: int, count: int, batch_size: int, seed: int, lengths: torch.Tensor | list | None = None,
                    bucket: int = 20) -> torch.Tensor:
     """Indices of the batch at global ``step`` when every epoch visits ``count`` items in a fresh order drawn
     from ``seed + epoch``: a pure function of the step, so resuming needs no data position beyond it.
@@ -23,7 +23,7 @@ def shuffled_batch(step: int, count: int, batch_size: int, seed: int, lengths: l
     order = torch.randperm(count, generator=generator)
     if lengths is None:
         return order[k * batch_size : (k + 1) * batch_size]
-    size = torch.as_tensor(lengths)
+    size = torch.as_tensor(lengths)  # the tasks keep a tensor: no copy at every step
     group = batch_size * bucket
     order = torch.cat([chunk[size[chunk].argsort(stable=True)] for chunk in order.split(group)])
     batches = order.split(batch_size)

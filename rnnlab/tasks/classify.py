@@ -192,7 +192,7 @@ class Classify(Task):
         lengths = self.train.lengths
         # Batches of similar lengths when they differ (a long sequence pads only its own batch); toy sets, of one
         # length, keep their plain shuffled order.
-        self.lengths = lengths.tolist() if bool((lengths != lengths[0]).any()) else None
+        self.lengths = lengths if bool((lengths != lengths[0]).any()) else None
 
     def train_batch(self, step: int):
         picked = shuffled_batch(step, len(self.train), self.config.batch_size, self.config.seed, self.lengths)

@@ -167,7 +167,7 @@ class PenTask(Task):
         self.vocab = vocab if vocab is not None else self.make_vocab(config)
         self.train = [(text, stats.normalise(offsets.astype(np.float32))) for text, offsets in train]
         self.valid = [(text, stats.normalise(offsets.astype(np.float32))) for text, offsets in valid]
-        self.lengths = [len(offsets) for _, offsets in self.train]  # for batches of similar lengths
+        self.lengths = torch.tensor([len(offsets) for _, offsets in self.train])  # for batches of similar lengths
         self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
         log.info("data %s: %d training and %d validation lines, %s points; offsets normalised with the training "
                  "split's mean (%.3g, %.3g) and std (%.3g, %.3g)", source, len(self.train), len(self.valid),
