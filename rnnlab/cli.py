@@ -1,4 +1,4 @@
-"""The ``rnnlab`` command: train, sample, write, evaluate, plot, presets, config, gradients, data download.
+"""The ``rnnlab`` command: train, sample, write, evaluate, plot, presets, config, gradients, serve, data download.
 
 Argument parsing and error reporting; the sub-commands themselves are in commands.py. User errors
 (``rnnlab.errors.UserError``) become one line on stderr and exit status 2, with nothing written; logging is
@@ -166,6 +166,23 @@ def parser() -> argparse.ArgumentParser:
     _threads(gr, "CPU threads (default: OMP_NUM_THREADS, else the cores not busy now)")
     gr.set_defaults(run_command=commands.gradients)
 
+    from .serve import TIME_LIMIT_SECONDS
+
+    sv = sub.add_parser("serve", help="a local web page: write as you type, sample text, watch training",
+                        description="Serve the bundled handwriting model (and the runs named with --model) on a web "
+                                    "page and an HTTP API (README: The web page). Open the URL it prints.")
+    sv.add_argument("--model", action="append", default=[], metavar="[NAME=]RUN_DIR",
+                    help="also serve this run folder, named after its folder (or NAME); repeat for several")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
+    sv.add_argument("--workers", type=int, default=0,
+                    help="generations at a time (default 0: one per CPU core); more wait in a line, then 429")
+    sv.add_argument("--time-limit", type=float, default=TIME_LIMIT_SECONDS,
+                    help=f"seconds one generation may take (default {TIME_LIMIT_SECONDS:g})")
+    sv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    _threads(sv, "CPU threads of each generation (default 1: the fastest for one token or point at a time)")
+    sv.set_defaults(run_command=commands.serve)
+
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("download", help="fetch a public dataset into the cache ($RNNLAB_DATA or ~/.cache/rnnlab)")
@@ -214,7 +231,7 @@ def _command_threads(args):
     count = getattr(args, "threads", None)
     if count is not None:
         check_threads(count, "--threads")
-    return threads(count or 0) if args.command not in ("sample", "write") else nullcontext()
+    return threads(count or 0) if args.command not in ("sample", "write", "serve") else nullcontext()
 
 
 def main(argv=None) -> int:

@@ -127,6 +127,12 @@ def evaluate(args) -> None:
     print(json.dumps(result) if args.json else run.describe(result))
 
 
+def serve(args) -> None:
+    from .serve import serve
+
+    serve(args.model, args.host, args.port, args.threads or 1, args.workers, args.time_limit, args.device)
+
+
 def download(args) -> None:
     from .data.download import download
 

@@ -151,6 +151,9 @@ class RunFolder:
     def has_weights(self) -> bool:
         return os.path.lexists(self.weights_path)
 
+    def has_metrics(self) -> bool:
+        return os.path.lexists(self._file(METRICS))
+
     def has_checkpoint(self) -> bool:
         """Whether the folder holds a run worth keeping: weights or a resumable state."""
         return any(os.path.exists(self._file(name)) for name in (WEIGHTS, TRAIN_STATE))

@@ -27,7 +27,7 @@ from .folder import RunFolder
 from .tasks import TASKS, Preset
 from .threads import check_threads, threads
 from .loop import check_state, resolve_device, train as run_loop
-from .writing import Handwriting, Style, check_bias, split_lines
+from .writing import Chunk, Handwriting, Style, check_bias, split_lines
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,10 @@ class Run:
         every token; the same ``seed`` gives the same text (None: a random one; a ``torch.Generator`` on the
         model's device: go on drawing from it). ``threads``: CPU threads while sampling (one token at a time:
         1 is fastest, threads.py)."""
+        check_threads(threads, "threads")
         pieces = self.task.sample_text(self.model, self.config, self.vocab, prime, length, temperature, top_k, top_p,
                                        generator(self, seed))
-        with _sampling_threads(self.model, threads):
-            yield from pieces
+        return _in_threads(self.model, threads, pieces)
 
     def sample(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, seed: int | None = None, bias: float = 0.0, threads: int = 1):
@@ -104,6 +104,14 @@ class Run:
         (Graves §5.4); ``style`` primes the hand: the number of one of the run's styles, a JSON file
         ``{"text", "offsets"}``, or a ``writing.Style``; the same ``seed`` gives the same writing. Each line is
         at most as long as the longest the model was trained on (``config.max_text_length``)."""
+        *_, written = self.write_stream(text, bias, style, seed, wrap, threads)
+        return written
+
+    def write_stream(self, text: str, bias: float = 1.5, style: int | str | Style | None = None,
+                     seed: int | None = None, wrap: int = 0, threads: int = 1) -> Iterator[Chunk | Handwriting]:
+        """:meth:`write` as the pen moves: ``writing.Chunk``s (a line's index and its next points, ``(n, 3)``
+        offsets in data units) as they are sampled, then the whole ``Handwriting``, equal to what
+        :meth:`write` returns for the same arguments. Bad arguments fail here, before anything is sampled."""
         check_bias(bias)
         lines = split_lines(text, wrap)
         if isinstance(style, int) or (isinstance(style, str) and style.isascii() and style.isdigit()):
@@ -113,13 +121,19 @@ class Run:
                 raise UserError(f"style {shown(style)}: this model has {len(styles)} built-in styles ({available}); "
                                 f"or give a JSON file with \"text\" and \"offsets\"")
             style = styles[int(style)]
-        draws = generator(self, seed)
-        with _sampling_threads(self.model, threads):
-            written = self.task.write(self.model, self.config, self.vocab, lines, bias, draws, style)
-        for line, stopped in zip(written.texts, written.stopped):
-            if not stopped:
-                log.warning("the line %r did not reach its end before the cap of points and was cut there", line)
-        return written
+        check_threads(threads, "threads")
+        pieces = self.task.write_stream(self.model, self.config, self.vocab, lines, bias, generator(self, seed), style)
+        return _in_threads(self.model, threads, _warn_if_cut(pieces))
+
+    def drawn_style(self, points, text: str) -> Style:
+        """A style from a line drawn on a screen, for :meth:`write`: ``points`` ``(N, 3)`` absolute ``(x, y,
+        end_of_stroke)`` with y pointing down, in any unit, ``text`` what it says; resampled to the run's
+        writing speed and scaled to its data (``primer.style_from_drawing``)."""
+        from .primer import style_from_drawing
+
+        if self.task.generates != "handwriting":
+            raise UserError(f"a drawn style primes a synthesis run; {self.task._instead()}")
+        return style_from_drawing(points, text, self.config.chars_per_point, self.config.stats)
 
     @property
     def styles(self) -> list:
@@ -146,6 +160,21 @@ def generator(run: Run, seed: int | torch.Generator | None) -> torch.Generator:
     made = torch.Generator(next(run.model.parameters()).device)
     made.manual_seed(seed if seed is not None else torch.seed())
     return made
+
+
+def _in_threads(model, count: int, pieces: Iterator) -> Iterator:
+    """``pieces`` computed with ``count`` CPU threads (:func:`_sampling_threads`), from the first to the last."""
+    with _sampling_threads(model, count):
+        yield from pieces
+
+
+def _warn_if_cut(pieces: Iterator) -> Iterator:
+    for piece in pieces:
+        if isinstance(piece, Handwriting):
+            for line, stopped in zip(piece.texts, piece.stopped):
+                if not stopped:
+                    log.warning("the line %r did not reach its end before the cap of points and was cut there", line)
+        yield piece
 
 
 @contextmanager

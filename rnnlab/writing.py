@@ -15,6 +15,7 @@ reads it as if it had written it, and carries on in that hand. Everything here i
 normalisation happens on the way in and out.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 import json
 import math
@@ -180,12 +181,37 @@ def read_styles(path: str, single: bool = False) -> list[Style]:
     return styles
 
 
-@torch.inference_mode()
+@dataclass(frozen=True)
+class Chunk:
+    """Points of one line as :func:`write_stream` draws them: ``offsets`` ``(n, 3)`` float32 in data units,
+    the next ``n`` rows of ``Handwriting.lines[line]`` (the chunks of a line, in order, are that line)."""
+
+    line: int
+    offsets: np.ndarray
+
+
+CHUNK_POINTS = 8  # steps between chunks: 8 points are a few milliseconds of sampling, a smooth pen on a page
+
+
 def write_lines(model, vocab: Vocab, texts: list[str], bias: float, generator: torch.Generator, stats: StrokeStats,
                 chars_per_point: float, style: Style | None = None) -> Handwriting:
-    """Sample every text of ``texts`` as one line of handwriting, in one batch (module docstring): ``model``
-    a ``HandwritingSynthesizer`` over the alphabet ``vocab``, ``stats`` its data's normalisation and
-    ``chars_per_point`` its data's writing speed (the cap of points)."""
+    """Every text of ``texts`` as one line of handwriting, sampled in one batch: :func:`write_stream`'s
+    ``Handwriting``, without the chunks."""
+    *_, written = write_stream(model, vocab, texts, bias, generator, stats, chars_per_point, style)
+    return written
+
+
+@torch.inference_mode()
+def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: torch.Generator, stats: StrokeStats,
+                 chars_per_point: float, style: Style | None = None,
+                 chunk: int = CHUNK_POINTS) -> Iterator["Chunk | Handwriting"]:
+    """Sample every text of ``texts`` as one line of handwriting, in one batch (module docstring), yielding
+    the points as they are drawn, a :class:`Chunk` per line every ``chunk`` steps, then the whole
+    :class:`Handwriting`. ``model`` is a ``HandwritingSynthesizer`` over the alphabet ``vocab``, ``stats``
+    its data's normalisation and ``chars_per_point`` its data's writing speed (the cap of points).
+
+    A line's last point is held back until the line ends, which sets its end_of_stroke (the pen leaves the
+    paper), so a chunk is never revised."""
     model.eval()
     device = next(model.parameters()).device
     prefix = style.text + " " if style else ""
@@ -205,32 +231,49 @@ def write_lines(model, vocab: Vocab, texts: list[str], bias: float, generator: t
     y, finished = y[:, -1], StopRule(lengths, ids.size(1) + 1)
     active = torch.ones(len(full), dtype=torch.bool, device=device)
     by_rule = torch.zeros_like(active)
-    points, phis, alive = [], [], []
-    for t in range(int(caps.max())):
+    lines = [[] for _ in texts]  # per line: the float32 (n, 3) pieces drawn so far, in data units
+    phis, drawn, held = [], [], [None] * len(texts)  # held: points of a line drawn but not yet given out
+    for t in range(int(caps.max()) + 1):
         phi = state.phi[:, -1]
         done = finished(phi)
         by_rule |= active & done
         active &= ~done & (t < caps)
-        if not active.any():
+        more = bool(active.any())
+        if drawn and (not more or len(drawn) == chunk):
+            yield from _give_out(drawn, active, stats, lines, held)
+            drawn = []
+        if not more:
             break
         point = sample_mixture(y, bias=bias, generator=generator)
-        points.append(point)
+        drawn.append((point, active.clone()))
         phis.append(phi)
-        alive.append(active.clone())
         y, state = model.step(point, state)
 
-    lines, windows = [], []
-    steps = torch.stack(alive, 1).sum(1).tolist() if alive else [0] * len(full)
-    drawn = torch.stack(points, 1).double().cpu().numpy() if points else np.zeros((len(full), 0, 3))
     phi = torch.stack(phis, 1).cpu().numpy() if phis else np.zeros((len(full), 0, ids.size(1) + 1))
-    for i, (n, text) in enumerate(zip(steps, texts)):
-        offsets = stats.denormalise(drawn[i, :n]).astype(np.float32)
-        if n:
-            offsets[-1, 2] = 1.0  # the pen leaves the paper at the end of a line
-        lines.append(offsets)
-        start = len(prefix)  # the window over this line's own characters and the position past its end
-        windows.append(phi[i, :n, start : start + len(text) + 1])
-    return Handwriting(list(texts), lines, by_rule.cpu().tolist(), windows)
+    offsets = [np.concatenate(pieces) if pieces else np.zeros((0, 3), np.float32) for pieces in lines]
+    start = len(prefix)  # the window over each line's own characters and the position past its end
+    windows = [phi[i, : len(o), start : start + len(text) + 1] for i, (o, text) in enumerate(zip(offsets, texts))]
+    yield Handwriting(list(texts), offsets, by_rule.cpu().tolist(), windows)
+
+
+def _give_out(drawn: list, active: torch.Tensor, stats: StrokeStats, lines: list, held: list) -> Iterator[Chunk]:
+    """The points of ``drawn`` (steps of ``(points (B, 3), alive (B,))``) in data units, appended to ``lines``
+    and yielded per line, each line's last point held back while it is ``active`` (write_stream)."""
+    points = torch.stack([p for p, _ in drawn], 1).double().cpu().numpy()
+    alive = torch.stack([a for _, a in drawn], 1).sum(1).tolist()
+    writing = active.cpu().tolist()
+    for i, n in enumerate(alive):
+        new = stats.denormalise(points[i, :n]).astype(np.float32)
+        pending = new if held[i] is None else np.concatenate([held[i], new])
+        if writing[i]:
+            pending, held[i] = pending[:-1], pending[-1:]
+        else:
+            held[i] = None
+            if len(pending):
+                pending[-1, 2] = 1.0  # the pen leaves the paper at the end of a line
+        if len(pending):
+            lines[i].append(pending)
+            yield Chunk(i, pending)
 
 
 def layout_page(lines: list[np.ndarray], spacing: float = LINE_SPACING) -> tuple[np.ndarray, float]:

@@ -12,6 +12,18 @@ TINY = ["hidden_size=16", "num_layers=1", "seq_len=8", "batch_size=4", "eval_int
         "preview_length=20"]
 
 
+def tiny_charlm(folder, steps: int = 30, seed: int = 3) -> str:
+    """A char-LM run of ``steps`` steps on a small repeated text, trained into ``folder``/quick in seconds
+    (one train loss every 5 steps, one validation every 10: a metrics.jsonl with both); returns its path."""
+    import rnnlab
+
+    text = folder / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog.\nhello world, hello rnn.\n" * 60, encoding="utf-8")
+    rnnlab.train("charlm", str(folder / "quick"), data=str(text), max_steps=steps, seed=seed, hidden_size=16,
+                 num_layers=1, seq_len=8, batch_size=4, eval_interval=10, log_interval=5, preview_length=0)
+    return str(folder / "quick")
+
+
 def shared_data(*parts) -> str:
     """A path under ../shared/data ($RNNLAB_SHARED_DATA overrides); the test is skipped when it is absent."""
     root = os.environ.get("RNNLAB_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")

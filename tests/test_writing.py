@@ -16,7 +16,7 @@ from rnnlab.data.text import Vocab
 from rnnlab.errors import UserError
 from rnnlab.models import HandwritingSynthesizer
 from rnnlab.writing import (CAP_FACTOR, MAX_BIAS, Handwriting, Style, check_bias, check_texts, layout_page,
-                            read_style_file, read_styles, split_lines, write_lines)
+                            read_style_file, read_styles, split_lines, write_lines, write_stream)
 
 SVG = "{http://www.w3.org/2000/svg}"
 WRITING = Vocab(list("acemnorsuvwxz "), "char")
@@ -74,6 +74,27 @@ def test_priming_reads_the_style_and_the_window_covers_only_the_new_text():
     # the columns are "a", "c", "e" and the end, i.e. u = 4 .. 7 of "zz ace"
     kappa = 2.25 + 0.25 * np.arange(18)[:, None]
     np.testing.assert_allclose(written.attention[0], np.exp(-(kappa - np.arange(4, 8)) ** 2), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 8, 1000])
+def test_the_stream_gives_every_line_in_chunks_never_revised_then_the_same_handwriting(chunk):
+    model = forced_speed_model(0.25)  # lines of 14, 30 and 10 points: they end at different steps
+    texts, stats = ["ace", "nosvwxz", "zo"], StrokeStats(2.0, -1.0, 3.0, 0.5)
+    pieces = list(write_stream(model, WRITING, texts, 1.0, torch.Generator().manual_seed(3), stats, 0.1,
+                               chunk=chunk))
+    *chunks, written = pieces
+    copies = [(c.line, c.offsets.copy()) for c in chunks]
+    expected = write_lines(model, WRITING, texts, 1.0, torch.Generator().manual_seed(3), stats, 0.1)
+    assert isinstance(written, Handwriting) and written.stopped == expected.stopped == [True] * 3
+    for i, line in enumerate(expected.lines):
+        mine = [offsets for n, offsets in copies if n == i]
+        assert all(len(m) for m in mine) and len(mine) >= min(len(line) // chunk, 2) - 1
+        assert np.concatenate(mine).tobytes() == line.tobytes() == written.lines[i].tobytes()
+        assert np.array_equal(written.attention[i], expected.attention[i])
+    for (n, copy), c in zip(copies, chunks):
+        assert np.array_equal(copy, c.offsets)  # nothing given out was changed afterwards
+    if chunk == 1:  # every point is given out one step after it is drawn, all lines together
+        assert [n for n, _ in copies[:6]] == [0, 1, 2, 0, 1, 2]
 
 
 def test_the_lines_are_in_the_data_units_and_the_seed_fixes_them():

@@ -118,8 +118,9 @@ class Task(ABC):
         raise UserError(f"a {cls.name} run does not draw unconditional strokes; {cls._instead()}")
 
     @classmethod
-    def write(cls, model, config, vocab, texts: list, bias: float, generator, style=None):
-        """``texts`` written as handwriting, one line each, as a ``writing.Handwriting``."""
+    def write_stream(cls, model, config, vocab, texts: list, bias: float, generator, style=None):
+        """``texts`` written as handwriting, one line each: an iterator of ``writing.Chunk``s as the points are
+        drawn, then the ``writing.Handwriting``. Bad input fails on the call, before any sampling."""
         raise UserError(f"a {cls.name} run cannot write a given text (train one with: rnnlab train synthesis); "
                         f"{cls._instead()}")
 

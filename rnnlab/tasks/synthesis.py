@@ -10,6 +10,7 @@ call's state is ``model.start(text (B, U) ids, lengths (B,))``: the text travels
 (``models.SynthesisState``).
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 import logging
 
@@ -19,7 +20,7 @@ from ..config import MAX_COUNT, at_least, at_most, shown
 from ..data.text import Vocab
 from ..errors import UserError
 from ..models import HandwritingSynthesizer
-from ..writing import Handwriting, Style, check_texts, read_style_file, write_lines
+from ..writing import Chunk, Handwriting, Style, check_texts, read_style_file, write_lines, write_stream
 from .base import Preset
 from .pen import MAX_MIXTURES, PenConfig, PenTask
 
@@ -127,18 +128,19 @@ class Synthesis(PenTask):
         generator = torch.Generator(next(model.parameters()).device).manual_seed(self.config.seed)
         path = folder.sample_path(step)
         config = self.config
-        # write_lines, not write(): a validation text may be longer than the longest training text (write's limit)
+        # write_lines, not write_stream(): a validation text may be longer than the longest training text (write's limit)
         written = write_lines(model, self.vocab, [self.valid[0][0]], 0.0, generator, config.stats, config.chars_per_point)
         written.save(path)
         return f"wrote {path}"
 
     @classmethod
-    def write(cls, model, config: Config, vocab: Vocab, texts: list, bias: float, generator,
-              style: Style | str | None = None) -> Handwriting:
-        """``texts`` (lines) in the model's hand, or primed by ``style``: a ``Style`` or a JSON file of one."""
+    def write_stream(cls, model, config: Config, vocab: Vocab, texts: list, bias: float, generator,
+                     style: Style | str | None = None) -> Iterator[Chunk | Handwriting]:
+        """``texts`` (lines) in the model's hand, or primed by ``style``: a ``Style`` or a JSON file of one
+        (``writing.write_stream``: the chunks, then the handwriting)."""
         check_texts(texts, vocab, config.max_text_length)
         if isinstance(style, str):
             style = read_style_file(style, config.point_stride)  # the data's strokes, thinned like the training lines
         if style is not None:
             vocab.encode(list(style.text), f"the style's text {style.text!r}")
-        return write_lines(model, vocab, texts, bias, generator, config.stats, config.chars_per_point, style)
+        return write_stream(model, vocab, texts, bias, generator, config.stats, config.chars_per_point, style)

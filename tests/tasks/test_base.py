@@ -79,7 +79,7 @@ def test_a_task_trains_evaluates_describes_and_generates_through_the_protocol(na
     attempts = {
         "text": lambda: "".join(spec.sample_text(model, task.config, task.vocab, "", 5, 1.0, 0, 1.0, generator)),
         "strokes": lambda: spec.sample_strokes(model, task.config, 5, 0.0, generator),
-        "handwriting": lambda: spec.write(model, task.config, task.vocab, ["ab"], 0.0, generator),
+        "handwriting": lambda: list(spec.write_stream(model, task.config, task.vocab, ["ab"], 0.0, generator))[-1],
     }
     for kind, attempt in attempts.items():
         if kind == spec.generates:

@@ -153,8 +153,8 @@ def test_write_wraps_a_long_line_into_a_page(tiny_run, tmp_path, monkeypatch):
     lines = writing.split_lines(text, wrap=30)
     assert len(lines) == 6 and [len(line) for line in lines] == [27] * 5 + [19]  # 159 characters
     asked = []
-    write = synthesis.write_lines
-    monkeypatch.setattr(synthesis, "write_lines", lambda model, vocab, texts, *rest: asked.append(texts) or
+    write = synthesis.write_stream
+    monkeypatch.setattr(synthesis, "write_stream", lambda model, vocab, texts, *rest: asked.append(texts) or
                         write(model, vocab, texts, *rest))
     assert main(["write", text, "--wrap", "30", "--model", tiny_run, "-o", str(out), "--seed", "1"]) == 0
     assert asked == [lines]  # the wrapped lines, in one batch
