@@ -69,7 +69,7 @@ def bench_preset(name: str, text: str, device: torch.device, steps: int, sample_
             sync()
             start = time.perf_counter()
         batch, _ = task.train_batch(step)
-        _, carry, _ = train_step(model, task, to_device(batch, device), carry, optimizer, params, config)
+        _, carry, *_ = train_step(model, task, to_device(batch, device), carry, optimizer, params, config)
     sync()
     train_seconds = time.perf_counter() - start
     tokens = steps * config.batch_size * config.seq_len

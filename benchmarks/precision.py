@@ -47,7 +47,7 @@ class Trainer:
         start = time.perf_counter()
         for _ in range(steps):
             batch, reset = self.task.train_batch(self.step)
-            _, self.carry, _ = train_step(self.model, self.task, to_device(batch, self.device),
+            _, self.carry, *_ = train_step(self.model, self.task, to_device(batch, self.device),
                                           None if reset else self.carry, self.optimizer, self.params, self.config)
             self.step += 1
         _sync(self.device)

@@ -63,7 +63,7 @@ def bench_one(preset: str, data: str, device: torch.device, steps: int) -> dict:
 
     def rnnlab_step(i):
         batch, reset = task.train_batch(i)
-        _, state["carry"], _ = train_step(model, task, to_device(batch, device), None if reset else state["carry"],
+        _, state["carry"], *_ = train_step(model, task, to_device(batch, device), None if reset else state["carry"],
                                           optimizer, params, config)
 
     seconds = _timed(device, steps, rnnlab_step)

@@ -8,6 +8,7 @@ set up here and nowhere else.
 import argparse
 from contextlib import nullcontext
 import logging
+import os
 import re
 import shlex
 import signal
@@ -236,7 +237,9 @@ def _command_threads(args):
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # In a torchrun job only rank 0 reports progress; the others say only what goes wrong.
+    quiet = os.environ.get("RANK", "0") not in ("", "0")
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         with _command_threads(args):
             args.run_command(args)

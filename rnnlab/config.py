@@ -56,6 +56,8 @@ class TrainConfig:
     precision: str = "fp32"         # fp32, or bf16: matrix products in bfloat16 under autocast (precision.py)
     compile: bool = False           # compile the training step with torch.compile: a minute to start, then
                                     # several times faster for models bound by op dispatch (min-char-rnn)
+    dist_timeout: float = 300.0     # seconds a process of a torchrun job waits in a collective before it fails
+                                    # (a dead or stuck peer), instead of hanging; an evaluation fits well within
 
     def validate(self) -> None:
         """Check values a typo could make wrong; raise UserError naming the key and the valid choices.
@@ -74,7 +76,7 @@ class TrainConfig:
         at_least(self, 1, "batch_size", "epochs", "log_interval", "max_skips")
         at_least(self, 0, "clip", "clip_value", "max_steps", "eval_interval", "save_interval", "patience", "momentum", "eps",
                  "weight_decay", "min_lr", "decay_after", "plateau_patience")
-        positive(self, "lr", "lr_decay")
+        positive(self, "lr", "lr_decay", "dist_timeout")
         at_least(self, 0, "threads")
         at_most(self, MAX_THREADS, "threads")
         at_most(self, MAX_COUNT, "batch_size", "epochs", "log_interval", "max_skips", "max_steps", "eval_interval",

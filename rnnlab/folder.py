@@ -154,6 +154,9 @@ class RunFolder:
     def has_metrics(self) -> bool:
         return os.path.lexists(self._file(METRICS))
 
+    def has_train_state(self) -> bool:
+        return os.path.exists(self._file(TRAIN_STATE))
+
     def has_checkpoint(self) -> bool:
         """Whether the folder holds a run worth keeping: weights or a resumable state."""
         return any(os.path.exists(self._file(name)) for name in (WEIGHTS, TRAIN_STATE))

@@ -17,12 +17,15 @@ import math
 import signal
 import threading
 import time
+from typing import NamedTuple
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .checkpoint import first_detail, state_is_finite
 from .config import TrainConfig
+from .distributed import SINGLE, World, collective_detail, device_of, is_collective_failure
 from .errors import TrainingDiverged, TrainingInterrupted, UserError
 from .optim import Schedule, build_optimizer
 from .precision import autocast, check_precision
@@ -92,18 +95,40 @@ def check_state(saved: dict, name: str) -> None:
                         f"{missing[0]!r}); resume without --set keys that change them, or start again with --force")
 
 
-def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig):
+class Step(NamedTuple):
+    """What :func:`train_step` did: the loss (a float; None when the step was skipped), the state to carry,
+    the tokens the step covered (in every process of the job), and whether any process was asked to stop."""
+
+    loss: float | None
+    carry: object
+    tokens: int
+    stop: bool
+
+
+def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig, world: World = SINGLE,
+               stopping: bool = False) -> Step:
     """One optimiser step on ``batch`` (already on the model's device), clipping as configured.
 
-    Returns ``(loss, carry, tokens)``: the loss as a float, or None when the loss or the gradient norm was
-    non-finite and the step was skipped (no update; the carried state is dropped too, since the state
-    that led there is not worth keeping); ``carry`` detached for the next batch.
+    ``loss`` is None when the loss or the gradient norm was non-finite and the step was skipped (no update;
+    the carried state is dropped too, since the state that led there is not worth keeping); ``carry`` is
+    detached for the next batch. In a job of several processes (``world``: distributed.py) ``batch`` is this
+    process's block of rows, the loss and the tokens are the whole job's, every process skips together and
+    ``stop`` says whether any of them was ``stopping``.
     """
-    if not model.training:  # an evaluation or a preview left it in eval mode; train() walks every module
-        model.train()
+    if not getattr(model, "module", model).training:  # an evaluation or a preview (of the model inside DDP's
+        model.train()                                    # wrapper) left it in eval mode; train() walks every module
     with autocast(config.precision, next(model.parameters()).device):
         loss, new_carry, tokens = task.loss(model, batch, carry)
     loss = loss.float()
+    if world.size > 1:
+        # This process's part of the batch's loss: its share of the rows (or of the tokens, when the loss is a
+        # mean over them), so that the sum over the processes (_Parallel adds the gradients) is the batch's
+        # loss, and every gradient inside the graph, clamped ones included, is the size one process sees.
+        if task.loss_is_token_mean:
+            share = tokens / world.sum(loss.new_tensor([float(tokens)]))[0]
+        else:
+            share = 1.0 / world.size
+        loss = loss * share
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     # The norm is measured before any clipping, so an inf gradient is seen, not clipped to a finite value.
@@ -111,20 +136,24 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
         norm = torch.nn.utils.clip_grad_norm_(params, config.clip)
     else:  # the norm alone, for the check below: clipping at inf would still rescale every gradient by 1
         norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-    # One host sync per step, after the backward pass: the loss, the norm and the sum of each carried tensor
-    # come back together, so a GPU never waits half-way through a step for the CPU to look at a number. A NaN
-    # or inf anywhere in a tensor makes its sum non-finite (so would a sum past 3e38 of finite numbers: such
-    # a state is dropped too, as it should be).
+    # One host sync per step, after the backward pass: the loss, the norm, the tokens, the stop request and the
+    # sum of each carried tensor come back together (summed over the processes of a job, in one all-reduce), so
+    # a GPU never waits half-way through a step for the CPU to look at a number. A NaN or inf anywhere in a
+    # tensor makes its sum non-finite (so would a sum past 3e38 of finite numbers: such a state is dropped
+    # too, as it should be).
     sums = [t.detach().sum(dtype=torch.float32) for t in _tensors(new_carry)]
-    values = torch.stack([loss.detach(), norm.float(), *sums]).tolist()
-    step_ok, carry_ok = math.isfinite(values[0] + values[1]), all(map(math.isfinite, values[2:]))
+    values = world.sum(torch.stack([loss.detach(), norm.float(), *sums, loss.new_tensor(float(tokens)),
+                                    loss.new_tensor(float(stopping))])).tolist()
+    loss_value, norm_value = values[0], values[1] / world.size  # the parts' sum; every process has the same norm
+    carried, tokens, stop = values[2:-2], int(values[-2]), values[-1] > 0
+    step_ok, carry_ok = math.isfinite(loss_value + norm_value), all(map(math.isfinite, carried))
     if not step_ok:
         optimizer.zero_grad(set_to_none=True)
-        return None, None, tokens
+        return Step(None, None, tokens, stop)
     if config.clip_value:
         torch.nn.utils.clip_grad_value_(params, config.clip_value)
     optimizer.step()
-    return values[0], (detach(new_carry) if carry_ok else None), tokens
+    return Step(loss_value, detach(new_carry) if carry_ok else None, tokens, stop)
 
 
 def compiled_step(step):
@@ -178,19 +207,23 @@ def stop_requests():
 
 
 def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: bool = False,
-          saved: dict | None = None) -> dict:
+          saved: dict | None = None, world: World = SINGLE) -> dict:
     """Train ``model`` on ``task`` into the run folder ``folder`` (a ``folder.RunFolder`` held for training);
     return a summary (steps, losses, skipped steps, time).
 
     ``resume`` continues from the folder's training state, or from ``saved`` when the caller has read it
     already. The run's files are written once that state has loaded: a state that does not fit the model or
-    the optimiser fails with the folder untouched.
+    the optimiser fails with the folder untouched. In a job of several processes (``world``, whose process
+    group is up: distributed.py) the model trains under DistributedDataParallel on each process's block of
+    every batch, and only rank 0 writes to ``folder``.
     """
-    device = resolve_device(config.device)
+    device = resolve_device(device_of(config.device, world))
     check_precision(config.precision, device)
     model.to(device)
     task.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
+    trained = _Parallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world.size > 1 else model
     optimizer = build_optimizer(params, config)
     total = config.max_steps or config.epochs * task.steps_per_epoch
     schedule = Schedule(config, task.steps_per_epoch, total)
@@ -200,22 +233,27 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
     if resume:
         saved = saved or folder.load_train_state()
         step, carry, skipped, bad_evals = _load_state(saved, model, optimizer, schedule, device, folder.name)
+        carry = world.rows(carry, dim=1)  # the saved state is the whole batch's: this process's rows of it
         if step > total:
             raise UserError(f"{folder.name} is already at step {step}, past the {total} steps asked for; give a "
                             f"larger --max-steps")
-        folder.truncate_metrics(step)  # before begin(): an unreadable metrics.jsonl fails before config.json is rewritten
+        if world.writer:  # before begin(): an unreadable metrics.jsonl fails before config.json is rewritten
+            folder.truncate_metrics(step)
         log.info("resumed from step %d of %d", step, total)
-    folder.begin(task.name, config, task.vocab, resume)
+    if world.writer:
+        folder.begin(task.name, config, task.vocab, resume)
 
     def save_state():
-        folder.save_train_state({
-            "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(), "rng": _rng_state(), "carry": to_device(carry, "cpu"),
-            "skipped": skipped, "bad_evals": bad_evals,
-        })
+        whole = to_device(world.gather_rows(carry), "cpu")  # every process takes part; rank 0 writes
+        if world.writer:
+            folder.save_train_state({
+                "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "rng": _rng_state(), "carry": whole,
+                "skipped": skipped, "bad_evals": bad_evals,
+            })
 
     step_fn = compiled_step(train_step) if config.compile else train_step
-    bar = tqdm(total=total, initial=step, disable=None, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, disable=None if world.writer else True, unit="step", dynamic_ncols=True)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     last_valid, stopped_early, began, saved_at = None, False, time.perf_counter(), step if resume else None
     try:
@@ -227,7 +265,10 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
                 lr = schedule.lr(step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss, carry, tokens = step_fn(model, task, to_device(batch, device), carry, optimizer, params, config)
+                loss, carry, tokens, stopping = step_fn(trained, task, world.rows(to_device(batch, device)), carry,
+                                                        optimizer, params, config, world, bool(stop))
+                if stopping and not stop:
+                    stop.append(signal.SIGTERM)  # another process of the job was asked to stop
                 if loss is not None:
                     consecutive = 0
                     window_loss += loss
@@ -251,23 +292,27 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
                     elapsed = time.perf_counter() - window_start
                     record = {"step": step, "epoch": round(step / task.steps_per_epoch, 4), "split": "train",
                               "loss": window_loss / window_steps if window_steps else None,  # None: all skipped
-                              "lr": lr, "tokens_per_s": window_tokens / max(elapsed, 1e-9), "skipped": skipped}
-                    folder.append_metrics(record)
+                              "lr": lr, "tokens_per_s": window_tokens / max(elapsed, 1e-9), "skipped": skipped,
+                              "world_size": world.size}
+                    if world.writer:
+                        folder.append_metrics(record)
                     bar.set_postfix(loss="skipped" if record["loss"] is None else f"{record['loss']:.3f}",
                                     tok_s=f"{record['tokens_per_s']:,.0f}")
                     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
 
                 if step % eval_interval == 0 or step == total:
                     eval_start = time.perf_counter()
-                    result = task.evaluate(model)
+                    result = task.evaluate(model, world)
                     last_valid = result["loss"]
                     improved = last_valid < schedule.best
                     schedule.observe(last_valid)
                     bad_evals = 0 if improved else bad_evals + 1
-                    folder.append_metrics({"step": step, "epoch": round(step / task.steps_per_epoch, 4),
-                                           "split": "valid", **result, "best": improved})
+                    if world.writer:
+                        folder.append_metrics({"step": step, "epoch": round(step / task.steps_per_epoch, 4),
+                                               "split": "valid", **result, "best": improved})
                     if improved:
-                        folder.save_weights(model, step, {"valid_loss": last_valid})
+                        if world.writer:
+                            folder.save_weights(model, step, {"valid_loss": last_valid})
                     elif not state_is_finite(model):
                         folder.save_weights(model, step)  # raises: non-finite weights are never saved
                     save_state()
@@ -276,7 +321,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
                                       for k, v in result.items()
                                       if isinstance(v, (int, float)))  # tables (a confusion matrix) stay in the log
                     log.info("step %d/%d  valid: %s%s", step, total, shown, "  (best, saved)" if improved else "")
-                    text = task.preview(model, step, folder)
+                    text = task.preview(model, step, folder) if world.writer else ""
                     if text:
                         log.info("sample at step %d:\n%s", step, text)
                     window_start += time.perf_counter() - eval_start  # tokens/s counts training time only
@@ -288,7 +333,8 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
                     save_state()
                     saved_at = step
 
-                if stop:
+                # A job stops where its processes agreed (the step's all-reduce); one process, as soon as asked.
+                if stopping or (stop and world.size == 1):
                     if not folder.replacing and saved_at != step:
                         save_state()  # the step just finished: --resume continues exactly here
                         saved_at = step
@@ -297,7 +343,36 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
         raise
     except KeyboardInterrupt:  # a second Ctrl-C, in the middle of a step: the last save stands
         raise TrainingInterrupted(None, saved_at is not None and not folder.replacing, signal.SIGINT) from None
+    except RuntimeError as e:
+        if world.size == 1 or not is_collective_failure(e):
+            raise
+        kept = f"the last checkpoint in {folder.name} (step {saved_at}) is intact: continue with --resume" \
+            if saved_at is not None else "no checkpoint had been written yet"
+        raise UserError(f"another process of the job failed or stopped answering near step {step} "
+                        f"({collective_detail(e)}); {kept}") from None
     finally:
         bar.close()
     return {"steps": step, "total_steps": total, "best_valid_loss": schedule.best, "last_valid_loss": last_valid,
-            "skipped_steps": skipped, "stopped_early": stopped_early, "seconds": time.perf_counter() - began}
+            "skipped_steps": skipped, "stopped_early": stopped_early, "seconds": time.perf_counter() - began,
+            "world_size": world.size}
+
+
+class _Parallel(torch.nn.parallel.DistributedDataParallel):
+    """DDP that adds the processes' gradients (each process's loss is its part of the batch's: train_step)
+    instead of averaging them, and answers for the model's own methods and attributes (``model.start`` of
+    the synthesis network): a task calls its model the same way in one process or several."""
+
+    def __init__(self, module, **kwargs):
+        super().__init__(module, **kwargs)
+        self.register_comm_hook(None, _sum_gradients)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
+def _sum_gradients(state, bucket):
+    """DDP's communication hook: one all-reduce per bucket of gradients, summed, not divided."""
+    return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda done: done.value()[0])

@@ -13,12 +13,13 @@ with one line that names the parameter.
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 import logging
 import os
 
 import torch
 
+from . import distributed
 from .checkpoint import load_into, shape_mismatch
 from .config import check_seed, override, resolve, shown, to_toml
 from .data.text import Vocab
@@ -274,7 +275,12 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
         # A path is stored absolute, so evaluate finds it from anywhere; a name (builtin:..., ptb) as it is.
         overrides["data"] = os.path.abspath(data) if os.path.exists(data) else data
     folder = RunFolder(str(out))
-    with folder.training():  # the lock first: a folder in use is refused whatever it holds
+    world = distributed.from_env()
+    if world.restarts and not resume and _restarted(folder, task, preset, config, force, overrides):
+        resume, force = True, False  # torchrun --max-restarts started the job again: go on from its checkpoint
+    # Rank 0 alone holds the folder and writes to it; the others read what they need before the first
+    # collective (DDP's start), after which rank 0 begins writing.
+    with folder.training() if world.writer else nullcontext():  # the lock first: a folder in use is refused
         header = folder.existing_run(force)
         vocab = saved = None
         if resume:
@@ -298,19 +304,36 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
                 raise UserError(f"{out} already holds a {header['task']} run; resume it (--resume) or replace it "
                                 f"(--force), or choose another folder")
             settings = configure(task, preset, config, **overrides)
+        distributed.check_batch(settings.batch_size, world)
         resolve_device(settings.device)  # cuda without a GPU fails before the data is read
-        if header is not None and force:
+        if header is not None and force and world.writer:
             folder.stage()
+        distributed.join(world, settings.dist_timeout)
         torch.manual_seed(settings.seed)
         data_task = spec(settings, vocab)  # on resume, data outside the run's vocabulary is refused here
         settings = data_task.config  # a task may fill in what it learnt from the data (handwriting: normalisation)
         model = spec.build_model(settings, data_task.vocab)
-        log.info("%s: %s parameters, preset %s, run folder %s", task, f"{sum(p.numel() for p in model.parameters()):,}",
-                 preset or ("(resumed)" if resume else spec.default_preset), out)
-        summary = run_loop(model, data_task, settings, folder, resume=resume, saved=saved)
+        log.info("%s: %s parameters, preset %s, run folder %s%s", task,
+                 f"{sum(p.numel() for p in model.parameters()):,}",
+                 preset or ("(resumed)" if resume else spec.default_preset), out,
+                 f", {world.size} processes" if world.size > 1 else "")
+        summary = run_loop(model, data_task, settings, folder, resume=resume, saved=saved, world=world)
+        world.barrier()  # rank 0 has written the last checkpoint before any process reads it
     run = load(str(out), device=str(next(model.parameters()).device))
     run.summary = summary
     return run
+
+
+def _restarted(folder: RunFolder, task: str, preset, config, force: bool, overrides: dict) -> bool:
+    """Whether a job torchrun restarted resumes the run in ``folder``: when it holds a resumable state of this
+    job (with ``force``, one whose stored config is the one asked for, so the replacement had checkpointed;
+    a config the task filled in from its data never matches, and the job starts over, losing no other run)."""
+    if not folder.has_train_state() or folder.existing_run() is None:
+        return False
+    if not force:
+        return True
+    header = folder.read_header()
+    return header["task"] == task and header["config"] == asdict(configure(task, preset, config, **overrides))
 
 
 def plot(path: str, output: str) -> None:

@@ -147,7 +147,7 @@ def test_one_check_per_step_still_catches_an_inf_loss_and_an_inf_carry(poison):
     model = CharLM.build_model(config, task.vocab)
     params = list(model.parameters())
     before = [p.detach().clone() for p in params]
-    loss, carry, _ = train_step(model, task, task.train_batch(0)[0], None, build_optimizer(params, config),
+    loss, carry, *_ = train_step(model, task, task.train_batch(0)[0], None, build_optimizer(params, config),
                                 params, config)
     changed = any(not torch.equal(a, b) for a, b in zip(before, params))
     if poison == "loss":  # the gradient is finite, but an infinite loss is never a step

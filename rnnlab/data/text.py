@@ -179,6 +179,12 @@ class TokenStream:
         moved.rows = self.rows.to(device)
         return moved
 
+    def subset(self, rows: range) -> "TokenStream":
+        """The same stream with only ``rows`` (one process's part of an evaluation)."""
+        part = copy.copy(self)
+        part.rows, part.batch_size = self.rows[rows.start : rows.stop], len(rows)
+        return part
+
     def window(self, k: int):
         """Inputs and targets of window ``k``, each ``(batch_size, <= seq_len)``."""
         start = k * self.seq_len

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..config import TrainConfig
+from ..distributed import SINGLE, World
 from ..errors import UserError
 
 GENERATES = ("text", "strokes", "handwriting", "")  # what Task.generates may say
@@ -34,9 +35,12 @@ class Task(ABC):
         name            the task's name on the command line and in ``config.json``
         Config          its config dataclass (a ``TrainConfig``)
         presets         ``{name: Preset}``; ``default_preset`` names the one used without ``--preset``
-        generates       "text" (``sample_text``), "strokes" (``sample_strokes``), "handwriting" (``write``),
-                        or "" when the task only scores
+        generates       "text" (``sample_text``), "strokes" (``sample_strokes``), "handwriting"
+                        (``write_stream``), or "" when the task only scores
         model_signature how its models are called, for docs and errors
+        loss_is_token_mean  True when ``loss`` is a mean over the ``tokens`` it reports and a batch's rows may
+                        hold different numbers of them (masked labels): the processes of a job then weight
+                        their losses by their shares (distributed.py); False when every row counts alike
     """
 
     name: ClassVar[str]
@@ -45,6 +49,7 @@ class Task(ABC):
     default_preset: ClassVar[str]
     generates: ClassVar[str]
     model_signature: ClassVar[str]
+    loss_is_token_mean: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -80,8 +85,9 @@ class Task(ABC):
         """``(loss, state, tokens)``: the scalar to minimise, the state to carry, the tokens it covered."""
 
     @abstractmethod
-    def evaluate(self, model) -> dict:
-        """Validation metrics, at least ``"loss"`` (in ``loss_unit``)."""
+    def evaluate(self, model, world: World = SINGLE) -> dict:
+        """Validation metrics, at least ``"loss"`` (in ``loss_unit``); with a ``distributed.World`` of several
+        processes, each scores its part and the sums are reduced, so every process gets the same metrics."""
 
     def preview(self, model, step: int, folder=None) -> str:
         """Something to show at an evaluation (a sample), or ""; may draw into ``folder.sample_path(step)``."""

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from ..config import MAX_COUNT, MAX_LAYERS, MAX_WIDTH, TrainConfig, at_least, at_most, choose
 from ..data import sequences as seqs
 from ..data.text import Vocab
+from ..distributed import SINGLE, World
 from ..errors import UserError
 from ..models import SequenceClassifier
 from ..recurrent import CELL_TYPES
@@ -165,6 +166,7 @@ class Classify(Task):
     presets = PRESETS
     default_preset = "bit-pair"
     generates = ""
+    loss_is_token_mean = True  # labelled steps per sequence vary (padding, ignored labels)
     model_signature = "model(inputs (B, T) ids or (B, T, F) features, state=None) -> (outputs (B, T, C), state)"
 
     @classmethod
@@ -204,8 +206,8 @@ class Classify(Task):
             return F.mse_loss(out.squeeze(-1), labels), None, labels.numel()
         return F.cross_entropy(out, labels, ignore_index=seqs.IGNORE), None, int((labels != seqs.IGNORE).sum())
 
-    def evaluate(self, model) -> dict:
-        return evaluate_set(model, self.valid, self.vocab, self.config.batch_size, adding_baseline(self.config))
+    def evaluate(self, model, world: World = SINGLE) -> dict:
+        return evaluate_set(model, self.valid, self.vocab, self.config.batch_size, adding_baseline(self.config), world)
 
     @classmethod
     def evaluate_run(cls, run, data: str | None = None, split: str = "valid") -> dict:
@@ -253,16 +255,19 @@ def adding_baseline(config: Config) -> float | None:
 
 
 @torch.inference_mode()
-def evaluate_set(model, data: seqs.Sequences, vocab: Vocab, batch_size: int, baseline_mse: float | None = None) -> dict:
+def evaluate_set(model, data: seqs.Sequences, vocab: Vocab, batch_size: int, baseline_mse: float | None = None,
+                 world: World = SINGLE) -> dict:
     """Loss and accuracy with the confusion matrix (rows: true class, columns: predicted), or MSE (reported
-    beside ``baseline_mse`` when the data has one)."""
+    beside ``baseline_mse`` when the data has one); in a job of several processes each scores its part of
+    the sequences and the sums are reduced."""
     model.eval()
     device = next(model.parameters()).device
     classes = len(vocab.labels)
     confusion = torch.zeros(max(classes, 1), max(classes, 1), dtype=torch.long)
     total_loss, scored = 0.0, 0
-    for start in range(0, len(data), batch_size):
-        batch = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+    part = world.part(len(data))
+    for start in range(part.start, part.stop, batch_size):
+        batch = data.batch(torch.arange(start, min(start + batch_size, part.stop)))
         batch = {k: v.to(device) for k, v in batch.items()}
         out, labels = outputs_and_labels(model, batch, data.per_step)
         if data.regression:
@@ -274,6 +279,8 @@ def evaluate_set(model, data: seqs.Sequences, vocab: Vocab, batch_size: int, bas
         scored += int(keep.sum())
         pairs = labels[keep] * classes + out[keep].argmax(-1)
         confusion += torch.bincount(pairs.cpu(), minlength=classes * classes).view(classes, classes)
+    total_loss, scored, *cells = world.total(total_loss, scored, *confusion.flatten().tolist())
+    scored, confusion = int(scored), torch.tensor(cells, dtype=torch.long).view_as(confusion)
     if data.regression:
         return {"loss": total_loss / scored, "mse": total_loss / scored, "baseline_mse": baseline_mse,
                 "sequences": scored}

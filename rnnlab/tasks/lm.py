@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from ..config import MAX_COUNT, MAX_LAYERS, MAX_WIDTH, TrainConfig, at_least, at_most, choose, positive
 from ..data.text import TokenStream, Vocab
+from ..distributed import SINGLE, World
 from ..errors import UserError
 from ..models import INIT_SCHEMES, RNNLanguageModel
 from ..recurrent import CELL_TYPES
@@ -59,17 +60,20 @@ def eval_stream(ids: torch.Tensor, config: LMConfig, rows: int | None = None) ->
 
 
 @torch.inference_mode()
-def evaluate_stream(model: torch.nn.Module, stream: TokenStream) -> dict:
-    """Mean next-token loss (nats) over every window of ``stream``, the state carried across windows."""
+def evaluate_stream(model: torch.nn.Module, stream: TokenStream, world: World = SINGLE) -> dict:
+    """Mean next-token loss (nats) over every window of ``stream``, the state carried across windows; in a
+    job of several processes each takes its part of the rows and the sums are reduced."""
     model.eval()
     device = next(model.parameters()).device
-    stream = stream.to(device)
+    part = world.part(stream.batch_size)
     total, state = torch.zeros((), dtype=torch.float64, device=device), None
-    for k in range(stream.windows):
-        x, y = stream.window(k)
-        logits, state = model(x, state)
-        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
-    return {"loss": total.item() / stream.tokens, "tokens": stream.tokens}
+    if len(part):
+        mine = stream.subset(part).to(device)
+        for k in range(mine.windows):
+            x, y = mine.window(k)
+            logits, state = model(x, state)
+            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
+    return {"loss": world.total(total.item())[0] / stream.tokens, "tokens": stream.tokens}
 
 
 class LMTask(Task):
@@ -119,8 +123,8 @@ class LMTask(Task):
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
         return loss, state, y.numel()
 
-    def evaluate(self, model) -> dict:
-        return self.metrics(evaluate_stream(model, self.valid))
+    def evaluate(self, model, world: World = SINGLE) -> dict:
+        return self.metrics(evaluate_stream(model, self.valid, world))
 
     @classmethod
     def metrics(cls, result: dict) -> dict:

@@ -26,6 +26,7 @@ from ..config import MAX_COUNT, MAX_LAYERS, MAX_WIDTH, TrainConfig, at_least, at
 from ..data import hershey, iamondb, strokes
 from ..data.order import shuffled_batch
 from ..data.text import Vocab
+from ..distributed import SINGLE, World
 from ..errors import UserError
 from ..mixture import sequence_nll, split_params
 from .base import Task
@@ -182,8 +183,8 @@ class PenTask(Task):
         nll = sequence_nll(split_params(y)[1], batch["targets"], batch["mask"])
         return nll.mean(), None, int(batch["mask"].sum())
 
-    def evaluate(self, model) -> dict:
-        return evaluate_lines(model, self.valid, self.config.batch_size, self.vocab, self.forward)
+    def evaluate(self, model, world: World = SINGLE) -> dict:
+        return evaluate_lines(model, self.valid, self.config.batch_size, self.vocab, self.forward, world)
 
     @classmethod
     def evaluate_run(cls, run, data: str | None = None, split: str = "valid") -> dict:
@@ -220,18 +221,21 @@ class PenTask(Task):
 
 
 @torch.inference_mode()
-def evaluate_lines(model, lines: list[tuple], batch_size: int, vocab: Vocab, forward) -> dict:
+def evaluate_lines(model, lines: list[tuple], batch_size: int, vocab: Vocab, forward, world: World = SINGLE) -> dict:
     """Negative log-likelihood of normalised ``(text, offsets)`` lines: nats per line (Graves' unit) and per
-    point; ``forward(model, batch)`` runs a batch of :func:`pad_lines` through the model."""
+    point; ``forward(model, batch)`` runs a batch of :func:`pad_lines` through the model. In a job of several
+    processes each scores its part of the lines and the sums are reduced."""
     assert lines, "no lines to evaluate: the callers refuse an empty split with a UserError"
     model.eval()
     device = next(model.parameters()).device
     total, points = 0.0, 0
-    for start in range(0, len(lines), batch_size):
-        batch = {k: v.to(device) for k, v in pad_lines(lines[start : start + batch_size], vocab).items()}
+    part = world.part(len(lines))
+    for start in range(part.start, part.stop, batch_size):
+        batch = {k: v.to(device) for k, v in pad_lines(lines[start : min(start + batch_size, part.stop)], vocab).items()}
         y, _ = forward(model, batch)
         total += sequence_nll(split_params(y)[1], batch["targets"], batch["mask"]).double().sum().item()
         points += int(batch["mask"].sum())
+    total, points = world.total(total, points)
     return {"loss": total / len(lines), "nats_per_line": total / len(lines), "nats_per_point": total / points,
             "lines": len(lines), "points": points}
 

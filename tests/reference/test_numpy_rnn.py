@@ -193,7 +193,7 @@ def test_adagrad_steps_match_train_step(clip_value):
         clipped |= any(np.abs(g).max() > clip_value for g in grads.values())
         numpy_rnn.adagrad_step(np_params, grads, memory, config.lr, config.eps, config.clip_value)
 
-        loss, carry, _ = train_step(model, task, batch, carry, optimizer, params, config)
+        loss, carry, *_ = train_step(model, task, batch, carry, optimizer, params, config)
         np.testing.assert_allclose(np_loss, loss, rtol=RTOL, err_msg=f"step {step} loss")
         for name, p in model.named_parameters():
             np.testing.assert_allclose(np_params[name], p.detach().numpy(), rtol=RTOL, atol=ATOL,
