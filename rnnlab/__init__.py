@@ -19,10 +19,10 @@ from .recurrent import Recurrent
 from .run import Run, configure, config_toml, load, plot, presets, train
 from .tasks import TASKS, Preset, Task
 from .version import __version__
-from .writing import Handwriting, Style
+from .writing import Chunk, Handwriting, Style
 
 __all__ = [
-    "load", "train", "plot", "presets", "configure", "config_toml", "Run", "Handwriting", "Style", "TASKS", "Task",
+    "load", "train", "plot", "presets", "configure", "config_toml", "Run", "Handwriting", "Chunk", "Style", "TASKS", "Task",
     "Preset", "GRUCell", "LSTMCell", "RNNCell", "unroll", "Recurrent", "RNNLanguageModel", "SequenceClassifier",
     "HandwritingPredictor", "HandwritingSynthesizer", "UserError", "ShapeError", "CheckpointError",
     "TrainingDiverged", "TrainingInterrupted", "__version__",

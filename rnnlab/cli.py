@@ -88,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the config's device key (auto: cuda when available)")
     t.add_argument("--seed", type=int, help="the config's seed key: same seed, same run")
     _threads(t, "the config's threads key (default: OMP_NUM_THREADS, else the cores not busy now)")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train in N processes on this machine (torchrun's agent; README: More than one process)")
     t.set_defaults(run_command=commands.train)
 
     s = sub.add_parser("sample", help="generate text (or unconditional handwriting) from a trained run")
@@ -237,6 +239,7 @@ def _command_threads(args):
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --nproc hands to the processes it starts
     # In a torchrun job only rank 0 reports progress; the others say only what goes wrong.
     quiet = os.environ.get("RANK", "0") not in ("", "0")
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)

@@ -30,6 +30,14 @@ def train(args) -> None:
     from tqdm.contrib.logging import logging_redirect_tqdm
     from contextlib import nullcontext
 
+    if args.nproc is not None and args.nproc != 1:
+        from .distributed import launch
+
+        status = launch(args.nproc, _without_nproc(args.argv))
+        if status:
+            raise SystemExit(status)
+        return
+
     flags = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device), ("seed", args.seed),
                                ("threads", args.threads)) if v is not None}
     sets = parse_set(args.set)
@@ -42,6 +50,19 @@ def train(args) -> None:
     log.info("done: %d steps in %.1f s, best validation loss %.4f, %d non-finite steps skipped; next: %s",
              summary["steps"], summary["seconds"], summary["best_valid_loss"], summary["skipped_steps"],
              next_hint(run.task, args.out))
+
+
+def _without_nproc(argv: list) -> list:
+    """``argv`` less its ``--nproc N`` (or ``--nproc=N``): the command each process of the job runs."""
+    kept, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--nproc":
+            skip = True
+        elif not word.startswith("--nproc="):
+            kept.append(word)
+    return kept
 
 
 def presets(args) -> None:

@@ -19,6 +19,7 @@ else:  # pragma: no cover
 from .errors import UserError
 from .files import read_bytes
 from .precision import PRECISIONS
+from .distributed import DEFAULT_TIMEOUT_SECONDS
 from .threads import MAX_THREADS
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -56,8 +57,8 @@ class TrainConfig:
     precision: str = "fp32"         # fp32, or bf16: matrix products in bfloat16 under autocast (precision.py)
     compile: bool = False           # compile the training step with torch.compile: a minute to start, then
                                     # several times faster for models bound by op dispatch (min-char-rnn)
-    dist_timeout: float = 300.0     # seconds a process of a torchrun job waits in a collective before it fails
-                                    # (a dead or stuck peer), instead of hanging; an evaluation fits well within
+    dist_timeout: float = DEFAULT_TIMEOUT_SECONDS  # seconds a process of a torchrun job waits in a
+                                    # collective before it fails (a dead or stuck peer) instead of hanging
 
     def validate(self) -> None:
         """Check values a typo could make wrong; raise UserError naming the key and the valid choices.

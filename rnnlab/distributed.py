@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import datetime
 import os
 import re
+import socket
 
 import torch
 import torch.distributed as dist
@@ -31,6 +32,7 @@ import torch.distributed as dist
 from .errors import UserError
 
 DEFAULT_TIMEOUT_SECONDS = 300.0  # a collective that waits longer than this fails instead of hanging
+MAX_PROCESSES = 1024  # a --nproc past any machine's cores is a typo
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,10 @@ class World:
         """Rank 0 writes the run folder, logs and shows the progress bar."""
         return self.rank == 0
 
-    def block(self, n: int) -> slice:
-        """This rank's block of ``n`` rows (``n`` divisible by ``size``: :func:`check_batch`)."""
-        share = n // self.size
-        return slice(self.rank * share, (self.rank + 1) * share)
-
     def part(self, n: int) -> range:
-        """This rank's part of ``n`` items to evaluate: contiguous, as equal as ``n`` allows (maybe empty)."""
+        """This rank's part of ``n`` rows or items: contiguous, as equal as ``n`` allows (equal when ``size``
+        divides ``n``, as it divides ``batch_size``: :func:`check_batch`; an epoch's short last batch of
+        shuffled lines may leave some ranks one row fewer)."""
         return range(self.rank * n // self.size, (self.rank + 1) * n // self.size)
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
@@ -78,7 +77,8 @@ class World:
         if self.size == 1:
             return batch
         if isinstance(batch, torch.Tensor):
-            return batch[(slice(None),) * dim + (self.block(batch.size(dim)),)]
+            part = self.part(batch.size(dim))
+            return batch[(slice(None),) * dim + (slice(part.start, part.stop),)]
         if isinstance(batch, (tuple, list)):
             return type(batch)(self.rows(b, dim) for b in batch)
         if isinstance(batch, dict):
@@ -109,27 +109,40 @@ def from_env() -> World:
                  int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0))
 
 
+def job_id() -> str | None:
+    """The id torchrun gives this job (``--rdzv-id``; ``--standalone`` makes one up), the same in every
+    process and attempt; None when it gave none: a restart then cannot tell the job's own checkpoint."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    return run_id if run_id and run_id != "none" else None
+
+
 def check_batch(batch_size: int, world: World) -> None:
     if batch_size % world.size:
         raise UserError(f"batch_size {batch_size} is the global batch and must divide among the {world.size} "
                         f"processes; use a multiple of {world.size} (--set batch_size={world.size * max(1, batch_size // world.size)})")
 
 
-def device_of(name: str, world: World) -> str:
-    """``cuda`` means this process's own GPU (``cuda:LOCAL_RANK``) in a job of several."""
-    return f"cuda:{world.local_rank}" if name == "cuda" and world.size > 1 else name
+def device_of(device: torch.device, world: World) -> torch.device:
+    """A training's device in this process: its own GPU (``cuda:LOCAL_RANK``) in a job of several."""
+    return torch.device("cuda", world.local_rank) if device.type == "cuda" and world.size > 1 else device
 
 
-def join(world: World, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
-    """Join the process group of ``world`` (nothing in one process, or when joined already): gloo for CPU
-    tensors and, when torch sees a GPU, NCCL for CUDA ones; a collective waits at most ``timeout`` seconds.
+def join(world: World, device: torch.device, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    """Join the process group of ``world`` (nothing in one process, or when joined already): gloo for a
+    training on the CPU, and for a training on ``device`` cuda NCCL for its tensors (gloo for the CPU ones);
+    a collective waits at most ``timeout`` seconds.
     The group lasts as long as the process (torchrun's store does not take a second start of the same group),
     so a script that trains several runs in one job shares it, and the first run's timeout."""
     if world.size == 1 or dist.is_initialized():
         return
-    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
-    if torch.cuda.is_available():
+    on_gpu = device.type == "cuda"
+    if on_gpu:
+        if world.local_rank >= torch.cuda.device_count():
+            raise UserError(f"process {world.local_rank} of this machine has no GPU of its own (torch sees "
+                            f"{torch.cuda.device_count()}); start at most that many (--nproc-per-node) or train "
+                            f"on the CPU (--device cpu)")
         torch.cuda.set_device(world.local_rank)
+    backend = "cpu:gloo,cuda:nccl" if on_gpu else "gloo"
     limit = datetime.timedelta(seconds=timeout)
     store, rank, size = next(dist.rendezvous("env://", timeout=limit))
     # torchrun's store outlives a restart (--max-restarts): the group's keys get the attempt's own prefix, or
@@ -142,8 +155,16 @@ def join(world: World, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
 def is_collective_failure(error: BaseException) -> bool:
     """A collective that failed because another process died or never came (gloo, NCCL, the store)."""
     return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and any(
-        marker in str(error) for marker in ("Connection closed by peer", "Connection reset by peer", "gloo",
-                                            "Timed out", "NCCL")))
+        marker in str(error) for marker in ("Connection closed by peer", "Connection reset by peer",
+                                            "Timed out waiting", "connectFullMesh", "NCCL communicator")))
+
+
+def seed_rank(seed: int, world: World, step: int) -> None:
+    """Seed this process's own random numbers (dropout) from the run's seed, its rank and the step it starts
+    at, once every process holds rank 0's weights: the processes draw different masks for their different
+    rows, and a job of the same size started or resumed at the same step draws the same ones."""
+    if world.size > 1:
+        torch.manual_seed((seed * 1_000_003 + world.rank * 10_007 + step) % 2**63)
 
 
 def collective_detail(error: BaseException) -> str:
@@ -152,3 +173,26 @@ def collective_detail(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     text = re.sub(r"\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", text)
     return text.split(". This is typically")[0].strip().rstrip(".")
+
+
+def launch(nproc: int, argv: list) -> int:
+    """``rnnlab train --nproc N``: torchrun's agent for this machine, running ``python -m rnnlab ARGV`` in
+    ``nproc`` processes on a free loopback port; returns the job's exit status (the first failed process's:
+    its own line has said why)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    if from_env().size > 1:
+        raise UserError("--nproc starts a job of several processes; inside one (torchrun), leave it out")
+    if not 1 <= nproc <= MAX_PROCESSES:
+        raise UserError(f"--nproc must be between 1 and {MAX_PROCESSES}, got {nproc}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        run(parse_args(["--nproc-per-node", str(nproc), "--master-addr", "127.0.0.1", "--master-port", str(port),
+                        "-m", "rnnlab", *argv]))
+    except ChildFailedError as e:
+        codes = [f.exitcode for f in e.failures.values()]
+        return next((c for c in codes if c > 0), 1)
+    return 0

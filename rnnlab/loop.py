@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import first_detail, state_is_finite
 from .config import TrainConfig
-from .distributed import SINGLE, World, collective_detail, device_of, is_collective_failure
+from .distributed import (SINGLE, World, collective_detail, device_of, is_collective_failure, job_id,
+                          seed_rank)
 from .errors import TrainingDiverged, TrainingInterrupted, UserError
 from .optim import Schedule, build_optimizer
 from .precision import autocast, check_precision
@@ -60,6 +61,12 @@ def to_device(batch, device):
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
+
+
+def _rows(batch) -> int:
+    """The rows of a batch: the first dimension of its first tensor."""
+    return next(_tensors(batch if isinstance(batch, (tuple, list)) else list(batch.values())
+                         if isinstance(batch, dict) else batch)).size(0)
 
 
 def _tensors(state):
@@ -106,14 +113,14 @@ class Step(NamedTuple):
 
 
 def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig, world: World = SINGLE,
-               stopping: bool = False) -> Step:
+               stopping: bool = False, share: float = 1.0) -> Step:
     """One optimiser step on ``batch`` (already on the model's device), clipping as configured.
 
     ``loss`` is None when the loss or the gradient norm was non-finite and the step was skipped (no update;
     the carried state is dropped too, since the state that led there is not worth keeping); ``carry`` is
     detached for the next batch. In a job of several processes (``world``: distributed.py) ``batch`` is this
-    process's block of rows, the loss and the tokens are the whole job's, every process skips together and
-    ``stop`` says whether any of them was ``stopping``.
+    process's block of rows, ``share`` its fraction of the batch's rows, the loss and the tokens are the
+    whole job's, every process skips together and ``stop`` says whether any of them was ``stopping``.
     """
     if not getattr(model, "module", model).training:  # an evaluation or a preview (of the model inside DDP's
         model.train()                                    # wrapper) left it in eval mode; train() walks every module
@@ -126,8 +133,6 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
         # loss, and every gradient inside the graph, clamped ones included, is the size one process sees.
         if task.loss_is_token_mean:
             share = tokens / world.sum(loss.new_tensor([float(tokens)]))[0]
-        else:
-            share = 1.0 / world.size
         loss = loss * share
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -217,7 +222,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
     group is up: distributed.py) the model trains under DistributedDataParallel on each process's block of
     every batch, and only rank 0 writes to ``folder``.
     """
-    device = resolve_device(device_of(config.device, world))
+    device = device_of(resolve_device(config.device), world)
     check_precision(config.precision, device)
     model.to(device)
     task.to(device)
@@ -249,9 +254,13 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
             folder.save_train_state({
                 "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(), "rng": _rng_state(), "carry": whole,
-                "skipped": skipped, "bad_evals": bad_evals,
+                "skipped": skipped, "bad_evals": bad_evals, "job": job_id() if world.size > 1 else None,
             })
 
+    # A --force run writes beside the old one until its first checkpoint (rank 0's folder knows): every process
+    # must agree, since the saves at a stop are collective.
+    replacing = bool(world.sum(torch.tensor([float(folder.replacing)]))[0]) if world.size > 1 else folder.replacing
+    seed_rank(config.seed, world, step)
     step_fn = compiled_step(train_step) if config.compile else train_step
     bar = tqdm(total=total, initial=step, disable=None if world.writer else True, unit="step", dynamic_ncols=True)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
@@ -265,8 +274,14 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
                 lr = schedule.lr(step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss, carry, tokens, stopping = step_fn(trained, task, world.rows(to_device(batch, device)), carry,
-                                                        optimizer, params, config, world, bool(stop))
+                rows = _rows(batch)
+                if world.size > 1 and not len(world.part(rows)):
+                    raise UserError(f"a batch of step {step} has {rows} rows, fewer than the {world.size} processes "
+                                    f"(the short last batch of an epoch); choose a batch_size that leaves a "
+                                    f"remainder of 0 or at least {world.size} rows")
+                loss, carry, tokens, stopping = step_fn(trained, task, to_device(world.rows(batch), device), carry,
+                                                        optimizer, params, config, world, bool(stop),
+                                                        len(world.part(rows)) / rows)
                 if stopping and not stop:
                     stop.append(signal.SIGTERM)  # another process of the job was asked to stop
                 if loss is not None:
@@ -335,14 +350,14 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
 
                 # A job stops where its processes agreed (the step's all-reduce); one process, as soon as asked.
                 if stopping or (stop and world.size == 1):
-                    if not folder.replacing and saved_at != step:
+                    if not (replacing and saved_at is None) and saved_at != step:
                         save_state()  # the step just finished: --resume continues exactly here
                         saved_at = step
-                    raise TrainingInterrupted(step, saved_at is not None and not folder.replacing, stop[0])
+                    raise TrainingInterrupted(step, saved_at is not None, stop[0])
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt:  # a second Ctrl-C, in the middle of a step: the last save stands
-        raise TrainingInterrupted(None, saved_at is not None and not folder.replacing, signal.SIGINT) from None
+        raise TrainingInterrupted(None, saved_at is not None, signal.SIGINT) from None
     except RuntimeError as e:
         if world.size == 1 or not is_collective_failure(e):
             raise

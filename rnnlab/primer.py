@@ -47,6 +47,8 @@ def style_from_drawing(points, text: str, chars_per_point: float, stats: StrokeS
     # The spread as the root mean square step (a straight line's steps are all alike: no variance), the
     # data's from its means and standard deviations.
     spread = math.sqrt(np.mean(offsets[1:, :2] ** 2) * 2)
+    if not spread > 0:  # every stroke drawn over the same short line: resampled to one point each, in place
+        raise UserError("the drawing moves too little for its text; draw the line's letters, larger")
     target = math.hypot(stats.std_dx, stats.std_dy, stats.mean_dx, stats.mean_dy)
     offsets[:, :2] *= target / spread
     return Style(text.strip(), offsets.astype(np.float32))

@@ -13,7 +13,7 @@ with one line that names the parameter.
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import logging
 import os
 
@@ -276,7 +276,7 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
         overrides["data"] = os.path.abspath(data) if os.path.exists(data) else data
     folder = RunFolder(str(out))
     world = distributed.from_env()
-    if world.restarts and not resume and _restarted(folder, task, preset, config, force, overrides):
+    if world.restarts and not resume and _restarted(folder):
         resume, force = True, False  # torchrun --max-restarts started the job again: go on from its checkpoint
     # Rank 0 alone holds the folder and writes to it; the others read what they need before the first
     # collective (DDP's start), after which rank 0 begins writing.
@@ -308,32 +308,37 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
         resolve_device(settings.device)  # cuda without a GPU fails before the data is read
         if header is not None and force and world.writer:
             folder.stage()
-        distributed.join(world, settings.dist_timeout)
-        torch.manual_seed(settings.seed)
-        data_task = spec(settings, vocab)  # on resume, data outside the run's vocabulary is refused here
-        settings = data_task.config  # a task may fill in what it learnt from the data (handwriting: normalisation)
-        model = spec.build_model(settings, data_task.vocab)
-        log.info("%s: %s parameters, preset %s, run folder %s%s", task,
-                 f"{sum(p.numel() for p in model.parameters()):,}",
-                 preset or ("(resumed)" if resume else spec.default_preset), out,
-                 f", {world.size} processes" if world.size > 1 else "")
-        summary = run_loop(model, data_task, settings, folder, resume=resume, saved=saved, world=world)
-        world.barrier()  # rank 0 has written the last checkpoint before any process reads it
+        try:
+            distributed.join(world, resolve_device(settings.device), settings.dist_timeout)
+            torch.manual_seed(settings.seed)
+            data_task = spec(settings, vocab)  # on resume, data outside the run's vocabulary is refused here
+            settings = data_task.config  # a task may fill in what it learnt from the data (handwriting: normalisation)
+            model = spec.build_model(settings, data_task.vocab)
+            log.info("%s: %s parameters, preset %s, run folder %s%s", task,
+                     f"{sum(p.numel() for p in model.parameters()):,}",
+                     preset or ("(resumed)" if resume else spec.default_preset), out,
+                     f", {world.size} processes" if world.size > 1 else "")
+            summary = run_loop(model, data_task, settings, folder, resume=resume, saved=saved, world=world)
+            world.barrier()  # rank 0 has written the last checkpoint before any process reads it
+        except RuntimeError as e:  # a peer gone before the loop (DDP's start) or after it (the last barrier)
+            if world.size == 1 or not distributed.is_collective_failure(e):
+                raise
+            raise UserError(f"another process of the job failed or stopped answering "
+                            f"({distributed.collective_detail(e)})") from None
     run = load(str(out), device=str(next(model.parameters()).device))
     run.summary = summary
     return run
 
 
-def _restarted(folder: RunFolder, task: str, preset, config, force: bool, overrides: dict) -> bool:
-    """Whether a job torchrun restarted resumes the run in ``folder``: when it holds a resumable state of this
-    job (with ``force``, one whose stored config is the one asked for, so the replacement had checkpointed;
-    a config the task filled in from its data never matches, and the job starts over, losing no other run)."""
-    if not folder.has_train_state() or folder.existing_run() is None:
+def _restarted(folder: RunFolder) -> bool:
+    """Whether a job torchrun restarted goes on from the checkpoint in ``folder``: when this very job wrote it
+    (its torchrun id, ``--rdzv-id``, is stored with it), never a run that was there before."""
+    if distributed.job_id() is None or not folder.has_train_state():
         return False
-    if not force:
-        return True
-    header = folder.read_header()
-    return header["task"] == task and header["config"] == asdict(configure(task, preset, config, **overrides))
+    try:
+        return folder.load_train_state().get("job") == distributed.job_id()
+    except UserError:
+        return False  # unreadable: the ordinary path reports it
 
 
 def plot(path: str, output: str) -> None:

@@ -44,7 +44,10 @@ def train(case: str, root: str, out: str, resume: bool = False, **extra):
     data = {"charlm": "text.txt", "wordlm": "corpus", "classify": "labels.jsonl"}.get(case)
     data = os.path.join(root, data) if data else None
     keys = {"charlm": LM, "wordlm": {**LM, "eval_batch_size": 4}, "classify": dict(hidden_size=8),
-            "handwriting": PEN, "synthesis": {**PEN, "window_gaussians": 2}}[case]
+            "handwriting": PEN,
+            # 13 training lines in batches of 10: every epoch ends with a batch of 3, one line for one process
+            # and two for the other, whose shares of the loss are then 1/3 and 2/3
+            "synthesis": {**PEN, "window_gaussians": 2, "synthetic_lines": 18, "batch_size": 10}}[case]
     preset = "graves-synthesis" if case == "synthesis" else None
     return rnnlab.train(case, out, preset=preset, data=data, **{**COMMON, **keys, **extra})
 

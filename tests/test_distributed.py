@@ -19,7 +19,7 @@ from rnnlab import distributed
 from rnnlab.errors import UserError
 from rnnlab.tasks.pen import PenTask
 
-from distributed_cases import FAULTS, LONG_STEPS, STEPS, TASKS, make_data, poison_step, train
+from distributed_cases import COMMON, FAULTS, LM, LONG_STEPS, STEPS, TASKS, make_data, poison_step, train
 
 JOB = os.path.join(os.path.dirname(__file__), "distributed_job.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -110,6 +110,14 @@ def test_a_run_resumes_from_one_process_to_two_and_from_two_to_one(job):
     same_training(root / "two-to-one", root / "one" / "charlm")
 
 
+def test_each_process_takes_its_block_of_rows_even_of_a_short_batch():
+    batch = {"inputs": torch.arange(10).view(5, 2), "state": (torch.zeros(2, 5, 3),)}
+    first, second = (distributed.World(rank, 2).rows(batch) for rank in (0, 1))
+    assert first["inputs"].tolist() == [[0, 1], [2, 3]] and second["inputs"].tolist() == [[4, 5], [6, 7], [8, 9]]
+    assert distributed.World(1, 2).rows(batch["state"], dim=1)[0].shape == (2, 3, 3)
+    assert [list(distributed.World(r, 3).part(7)) for r in range(3)] == [[0, 1], [2, 3], [4, 5, 6]]
+
+
 def test_a_batch_the_processes_cannot_share_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
@@ -150,7 +158,7 @@ def test_under_max_restarts_the_job_resumes_by_itself(faults):
     root, reference = faults
     shutil.rmtree(root / "killed", ignore_errors=True)
     done = torchrun(root, "kill:10", extra=["--max-restarts", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
-                                            f"127.0.0.1:{free_port()}"])
+                                            f"127.0.0.1:{free_port()}", "--rdzv-id", "restarted"])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed from step 8 of 24" in done.stderr
     same_training(root / "killed", reference)
@@ -175,3 +183,18 @@ def test_two_nodes_train_as_one_process_does(job, tmp_path):
     assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _, err in outputs]
     same_training(tmp_path / "two" / "charlm", root / "one" / "charlm")
     assert {r["world_size"] for r in records(tmp_path / "two" / "charlm") if r["split"] == "train"} == {2}
+
+
+def test_train_nproc_starts_the_job_itself(job, tmp_path):
+    root, _ = job
+    out = tmp_path / "charlm"
+    sets = [f"{k}={v}" for k, v in {**COMMON, **LM}.items() if k not in ("max_steps", "seed")]
+    done = subprocess.run([sys.executable, "-m", "rnnlab", "train", "charlm", "--nproc", "2", "--data",
+                           str(root / "text.txt"), "--out", str(out), "--max-steps", str(STEPS), "--seed", "5",
+                           "--set", *sets], capture_output=True, text=True, env=ENV, timeout=LAUNCH_SECONDS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    same_training(out, root / "one" / "charlm")
+    assert {r["world_size"] for r in records(out) if r["split"] == "train"} == {2}
+    failed = subprocess.run([sys.executable, "-m", "rnnlab", "train", "charlm", "--nproc", "2", "--out", str(out),
+                             "--set", "batch_size=3"], capture_output=True, text=True, env=ENV, timeout=LAUNCH_SECONDS)
+    assert failed.returncode == 2 and "already holds a charlm run" in failed.stderr

@@ -95,3 +95,9 @@ def test_a_drawn_style_writes_lines_that_stop_by_graves_rule(bundled):
     assert written.stopped == [True] and len(written.lines[0]) > 50
     with pytest.raises(UserError, match="primes a synthesis run"):
         rnnlab.Run.drawn_style(type("R", (), {"task": rnnlab.TASKS["charlm"]})(), [[0, 0, 0], [1, 1, 1]], "a")
+
+
+def test_a_drawing_that_resamples_to_no_movement_is_one_line():
+    strokes = [[0, 0, 0], [10, 0, 1]] * 30  # thirty strokes over one short dash, for a one-letter text
+    with pytest.raises(UserError, match="moves too little"):
+        style_from_drawing(strokes, "a", 0.0877, StrokeStats(15.7, -0.2, 58.9, 57.3))

@@ -186,3 +186,10 @@ def test_bad_serve_flags_are_one_line(capsys, tmp_path):
     fails(capsys, ["serve", "--host", "no.such.host.invalid"], "--host no.such.host.invalid")
     fails(capsys, ["serve", "--threads", "0"], "--threads must be between 1")
     fails(capsys, ["serve", "--time-limit", "0"], "--time-limit > 0")
+
+
+def test_only_a_loopback_address_limits_the_hosts_it_answers():
+    from rnnlab.serve import _loopback
+
+    assert all(map(_loopback, ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"]))
+    assert not any(map(_loopback, ["192.168.1.5", "0.0.0.0", "::", "", "example.com"]))

@@ -9,6 +9,7 @@ API, on Starlette and uvicorn.
 """
 
 import errno
+import ipaddress
 import logging
 import os
 import socket
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 EVERY_INTERFACE = ("0.0.0.0", "::", "")
 WAITING_PER_WORKER = 4    # generations in line per worker before 429: a few seconds of waiting at most
 TIME_LIMIT_SECONDS = 60.0  # one request's generation: the largest write (8 lines of 64 characters) takes ~5 s
+SHUTDOWN_SECONDS = 5      # Ctrl-C: how long open streams get to finish before they are cut
+BACKLOG = 128             # connections the kernel holds before the server accepts them (a common default)
 
 
 def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, threads: int = 1, workers: int = 0,
@@ -41,19 +44,28 @@ def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, threads:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     sock = _bind(host, port)
     jobs = Jobs(workers, WAITING_PER_WORKER * workers, time_limit)
-    app = create_app(catalog, jobs, threads, local_only=host not in EVERY_INTERFACE)
+    app = create_app(catalog, jobs, threads, local_only=_loopback(host))
     if host in EVERY_INTERFACE:
         log.warning("rnnlab: listening on every interface (--host %s): anyone who can reach this machine can use "
                     "the server; --host 127.0.0.1 keeps it to this one", host or "''")
     shown = f"[{host}]" if ":" in host else host or "0.0.0.0"
     print(f"rnnlab: serving {', '.join(catalog.served)} at http://{shown}:{sock.getsockname()[1]} (Ctrl-C stops)",
           flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=SHUTDOWN_SECONDS)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn shut down cleanly, then raised the Ctrl-C again: stopping is the way out
         pass
     print("rnnlab: stopped", flush=True)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine's loopback: then only requests addressed to a loopback name are
+    answered (app.py); a LAN address or every interface answers any Host."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -71,5 +83,5 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         why = "is in use; choose another with --port (0: any free one)" if e.errno == errno.EADDRINUSE else f"cannot be used ({e.strerror})"
         raise UserError(f"port {port} on {host} {why}") from None
-    sock.listen(128)
+    sock.listen(BACKLOG)
     return sock

@@ -14,13 +14,13 @@ import re
 import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..draw import STROKE_WIDTH_FRACTION, strokes_to_svg
+from ..draw import STROKE_WIDTH_FRACTION
 from ..errors import UserError
 from ..writing import MAX_BIAS, Chunk, Handwriting, split_lines
 from .catalog import Catalog, Served
@@ -54,7 +54,7 @@ def create_app(catalog: Catalog, jobs: Jobs, threads: int = 1, local_only: bool 
     routes = [
         Route("/", lambda request: FileResponse(f"{PAGE}/index.html", headers=SECURITY_HEADERS)),
         Mount("/static", StaticFiles(directory=PAGE), name="static"),
-        Route("/api/models", lambda request: JSONResponse({**catalog.describe(), "limits": LIMITS, "load": jobs.load()})),
+        Route("/api/models", _handler(lambda request: _models(catalog, jobs))),
         Route("/api/write", _handler(lambda r: _write(r, catalog, jobs, threads)), methods=["POST"]),
         Route("/api/write.svg", _handler(lambda r: _write_svg(r, catalog, jobs, threads)), methods=["POST"]),
         Route("/api/sample", _handler(lambda r: _sample(r, catalog, jobs, threads)), methods=["POST"]),
@@ -74,6 +74,11 @@ LIMITS = {"text_chars": MAX_TEXT_CHARS, "lines": MAX_LINES, "length": MAX_SAMPLE
           "drawn_points": MAX_DRAWN_POINTS, "max_bias": MAX_BIAS}
 
 
+async def _models(catalog: Catalog, jobs: Jobs) -> Response:
+    """GET /api/models: the served runs, the limits of a request and how busy the server is."""
+    return JSONResponse({**catalog.describe(), "limits": LIMITS, "load": jobs.load()})
+
+
 def _handler(endpoint: Callable) -> Callable:
     """``endpoint`` with every error a client can cause as a 4xx ``{"error": ...}`` (and 429/503 when busy)."""
 
@@ -88,7 +93,7 @@ def _handler(endpoint: Callable) -> Callable:
             return _error(str(e), 429, {"retry-after": str(RETRY_AFTER_SECONDS)})
         except TimeLimit as e:
             return _error(str(e), 503, {"retry-after": str(RETRY_AFTER_SECONDS)})
-        except ClientGone:
+        except (ClientGone, ClientDisconnect):
             return Response(status_code=499)  # nobody reads it: the client has gone
 
     return handle
@@ -201,9 +206,8 @@ async def _write_svg(request: Request, catalog: Catalog, jobs: Jobs, threads: in
             piece = (await job.next_batch())[0][-1]
     finally:
         job.cancel()
-    offsets, size = piece.page()
-    svg = strokes_to_svg(offsets, width * STROKE_WIDTH_FRACTION * size, color, writing_size=size)
-    return Response(svg, media_type="image/svg+xml")
+    pen = width * STROKE_WIDTH_FRACTION * piece.page()[1]  # a multiple of the default pen of the page
+    return Response(piece.to_svg(pen, color), media_type="image/svg+xml")
 
 
 async def _sample(request: Request, catalog: Catalog, jobs: Jobs, threads: int) -> Response:

@@ -29,6 +29,7 @@ class Served:
     folder: RunFolder
     task: type
     device: str
+    vocab: object = None            # its vocabulary (read at start-up: a damaged one is refused there)
     _run: Run | None = None
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -50,7 +51,7 @@ class Served:
     def describe(self) -> dict:
         """What ``GET /api/models`` says of this run."""
         run = self._run
-        vocab = run.vocab if run else self.folder.read_vocab()
+        vocab = self.vocab
         char = vocab.kind == "char"
         styles = [{"text": s.text, "offsets": s.offsets.astype(float).round(2).tolist()} for s in run.styles] if run else []
         step = str(run.metadata.get("step", "")) if run else ""
@@ -88,7 +89,7 @@ class Catalog:
         for name, path in entries:
             folder = RunFolder(path)
             task = task_named(folder.read_header()["task"])
-            entry = Served(name, folder, task, device)
+            entry = Served(name, folder, task, device, folder.read_vocab())
             if folder.has_weights():
                 entry._run = load(path, device)
             served.append(entry)

@@ -16,10 +16,12 @@ import asyncio
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 import logging
+import math
 import threading
 import time
 
 from ..errors import UserError
+from .fields import BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class Jobs:
             raise Busy(f"the server is busy: {self.workers} generations are running and {self.waiting} waiting; "
                        f"try again in a moment")
         loop = asyncio.get_running_loop()
-        job = Job(make, loop, time.monotonic() + self.time_limit, self.time_limit)
+        job = Job(make, loop, self.time_limit)
         self.pending += 1
         self.live.add(job)
         future = self.executor.submit(job.run)
@@ -81,8 +83,9 @@ class Jobs:
 class Job:
     """One generation: its pieces arrive through :meth:`next`; :meth:`cancel` stops it at the next piece."""
 
-    def __init__(self, make: Callable[[], Iterator], loop, deadline: float, time_limit: float):
-        self.make, self.loop, self.deadline, self.time_limit = make, loop, deadline, time_limit
+    def __init__(self, make: Callable[[], Iterator], loop, time_limit: float):
+        self.make, self.loop, self.time_limit = make, loop, time_limit
+        self.deadline = math.inf  # set when a worker starts it: the time limit counts the generation, not the line
         self.pieces: asyncio.Queue = asyncio.Queue()
         self.cancelled = threading.Event()
 
@@ -95,8 +98,8 @@ class Job:
         """Run the generation to its end, its error, its deadline or its cancelling; the last message put is
         always an end or an error, so a reader never waits for nothing."""
         pieces, last = None, (_END, None)
+        self.deadline = time.monotonic() + self.time_limit
         try:
-            self._check_deadline()
             if not self.cancelled.is_set():
                 pieces = self.make()
                 for piece in pieces:
@@ -104,7 +107,7 @@ class Job:
                     if self.cancelled.is_set():
                         break
                     self._put(_PIECE, piece)
-        except (UserError, TimeLimit) as e:
+        except (UserError, TimeLimit, BadRequest) as e:  # the client's to know: a 4xx (or 503)
             last = (_ERROR, e)
         except Exception as e:  # a bug: logged with its traceback here; the client gets a 500 without one
             log.exception("a generation failed")
@@ -131,7 +134,7 @@ class Job:
             try:
                 kind, value = await asyncio.wait_for(self.pieces.get(), POLL_SECONDS)
                 break
-            except TimeoutError:
+            except asyncio.TimeoutError:  # TimeoutError itself only from Python 3.11
                 if await disconnected():
                     self.cancel()
                     raise ClientGone() from None

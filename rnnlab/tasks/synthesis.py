@@ -128,7 +128,7 @@ class Synthesis(PenTask):
         generator = torch.Generator(next(model.parameters()).device).manual_seed(self.config.seed)
         path = folder.sample_path(step)
         config = self.config
-        # write_lines, not write_stream(): a validation text may be longer than the longest training text (write's limit)
+        # write_lines, not Run.write: a validation text may be longer than the longest training text (write's limit)
         written = write_lines(model, self.vocab, [self.valid[0][0]], 0.0, generator, config.stats, config.chars_per_point)
         written.save(path)
         return f"wrote {path}"
