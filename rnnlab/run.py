@@ -28,7 +28,7 @@ from .folder import RunFolder
 from .tasks import TASKS, Preset
 from .threads import check_threads, threads
 from .loop import check_state, resolve_device, train as run_loop
-from .writing import Chunk, Handwriting, Style, check_bias, split_lines
+from .writing import CHUNK_POINTS, Chunk, Handwriting, Style, check_bias, split_lines
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,16 @@ class Run:
         (Graves §5.4); ``style`` primes the hand: the number of one of the run's styles, a JSON file
         ``{"text", "offsets"}``, or a ``writing.Style``; the same ``seed`` gives the same writing. Each line is
         at most as long as the longest the model was trained on (``config.max_text_length``)."""
-        *_, written = self.write_stream(text, bias, style, seed, wrap, threads)
+        *_, written = self.write_stream(text, bias, style, seed, wrap, threads, chunk=0)
         return written
 
     def write_stream(self, text: str, bias: float = 1.5, style: int | str | Style | None = None,
-                     seed: int | None = None, wrap: int = 0, threads: int = 1) -> Iterator[Chunk | Handwriting]:
+                     seed: int | None = None, wrap: int = 0, threads: int = 1,
+                     chunk: int = CHUNK_POINTS) -> Iterator[Chunk | Handwriting]:
         """:meth:`write` as the pen moves: ``writing.Chunk``s (a line's index and its next points, ``(n, 3)``
-        offsets in data units) as they are sampled, then the whole ``Handwriting``, equal to what
-        :meth:`write` returns for the same arguments. Bad arguments fail here, before anything is sampled."""
+        offsets in data units) every ``chunk`` points as they are sampled, then the whole ``Handwriting``,
+        equal to what :meth:`write` returns for the same arguments. Bad arguments fail here, before anything
+        is sampled."""
         check_bias(bias)
         lines = split_lines(text, wrap)
         if isinstance(style, int) or (isinstance(style, str) and style.isascii() and style.isdigit()):
@@ -123,7 +125,10 @@ class Run:
                                 f"or give a JSON file with \"text\" and \"offsets\"")
             style = styles[int(style)]
         check_threads(threads, "threads")
-        pieces = self.task.write_stream(self.model, self.config, self.vocab, lines, bias, generator(self, seed), style)
+        if chunk < 0:
+            raise UserError(f"chunk must be >= 0 points (0: the whole lines at the end), got {chunk}")
+        pieces = self.task.write_stream(self.model, self.config, self.vocab, lines, bias, generator(self, seed), style,
+                                        chunk)
         return _in_threads(self.model, threads, _warn_if_cut(pieces))
 
     def drawn_style(self, points, text: str) -> Style:

@@ -197,7 +197,7 @@ def write_lines(model, vocab: Vocab, texts: list[str], bias: float, generator: t
                 chars_per_point: float, style: Style | None = None) -> Handwriting:
     """Every text of ``texts`` as one line of handwriting, sampled in one batch: :func:`write_stream`'s
     ``Handwriting``, without the chunks."""
-    *_, written = write_stream(model, vocab, texts, bias, generator, stats, chars_per_point, style)
+    *_, written = write_stream(model, vocab, texts, bias, generator, stats, chars_per_point, style, chunk=0)
     return written
 
 
@@ -206,8 +206,8 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
                  chars_per_point: float, style: Style | None = None,
                  chunk: int = CHUNK_POINTS) -> Iterator["Chunk | Handwriting"]:
     """Sample every text of ``texts`` as one line of handwriting, in one batch (module docstring), yielding
-    the points as they are drawn, a :class:`Chunk` per line every ``chunk`` steps, then the whole
-    :class:`Handwriting`. ``model`` is a ``HandwritingSynthesizer`` over the alphabet ``vocab``, ``stats``
+    the points as they are drawn, a :class:`Chunk` per line every ``chunk`` steps (0: one per line at the end,
+    for a caller that wants only the whole), then the whole :class:`Handwriting`. ``model`` is a ``HandwritingSynthesizer`` over the alphabet ``vocab``, ``stats``
     its data's normalisation and ``chars_per_point`` its data's writing speed (the cap of points).
 
     A line's last point is held back until the line ends, which sets its end_of_stroke (the pen leaves the
@@ -239,7 +239,7 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
         by_rule |= active & done
         active &= ~done & (t < caps)
         more = bool(active.any())
-        if drawn and (not more or len(drawn) == chunk):
+        if drawn and (not more or len(drawn) == chunk):  # chunk 0: only at the end
             yield from _give_out(drawn, active, stats, lines, held)
             drawn = []
         if not more:

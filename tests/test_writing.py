@@ -76,7 +76,7 @@ def test_priming_reads_the_style_and_the_window_covers_only_the_new_text():
     np.testing.assert_allclose(written.attention[0], np.exp(-(kappa - np.arange(4, 8)) ** 2), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 8, 1000])
+@pytest.mark.parametrize("chunk", [1, 3, 8, 1000, 0])
 def test_the_stream_gives_every_line_in_chunks_never_revised_then_the_same_handwriting(chunk):
     model = forced_speed_model(0.25)  # lines of 14, 30 and 10 points: they end at different steps
     texts, stats = ["ace", "nosvwxz", "zo"], StrokeStats(2.0, -1.0, 3.0, 0.5)
@@ -88,7 +88,9 @@ def test_the_stream_gives_every_line_in_chunks_never_revised_then_the_same_handw
     assert isinstance(written, Handwriting) and written.stopped == expected.stopped == [True] * 3
     for i, line in enumerate(expected.lines):
         mine = [offsets for n, offsets in copies if n == i]
-        assert all(len(m) for m in mine) and len(mine) >= min(len(line) // chunk, 2) - 1
+        assert all(len(m) for m in mine) and len(mine) >= (min(len(line) // chunk, 2) - 1 if chunk else 1)
+        if chunk in (0, 1000):  # no chunk before a line's end: one chunk, the whole line
+            assert len(mine) == 1
         assert np.concatenate(mine).tobytes() == line.tobytes() == written.lines[i].tobytes()
         assert np.array_equal(written.attention[i], expected.attention[i])
     for (n, copy), c in zip(copies, chunks):

@@ -16,6 +16,7 @@ from typing import ClassVar
 from ..config import TrainConfig
 from ..distributed import SINGLE, World
 from ..errors import UserError
+from ..writing import CHUNK_POINTS
 
 GENERATES = ("text", "strokes", "handwriting", "")  # what Task.generates may say
 
@@ -124,9 +125,11 @@ class Task(ABC):
         raise UserError(f"a {cls.name} run does not draw unconditional strokes; {cls._instead()}")
 
     @classmethod
-    def write_stream(cls, model, config, vocab, texts: list, bias: float, generator, style=None):
+    def write_stream(cls, model, config, vocab, texts: list, bias: float, generator, style=None,
+                     chunk: int = CHUNK_POINTS):
         """``texts`` written as handwriting, one line each: an iterator of ``writing.Chunk``s as the points are
-        drawn, then the ``writing.Handwriting``. Bad input fails on the call, before any sampling."""
+        drawn (every ``chunk`` steps; 0: at the end), then the ``writing.Handwriting``. Bad input fails on the
+        call, before any sampling."""
         raise UserError(f"a {cls.name} run cannot write a given text (train one with: rnnlab train synthesis); "
                         f"{cls._instead()}")
 

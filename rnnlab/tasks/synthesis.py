@@ -20,7 +20,7 @@ from ..config import MAX_COUNT, at_least, at_most, shown
 from ..data.text import Vocab
 from ..errors import UserError
 from ..models import HandwritingSynthesizer
-from ..writing import Chunk, Handwriting, Style, check_texts, read_style_file, write_lines, write_stream
+from ..writing import CHUNK_POINTS, Chunk, Handwriting, Style, check_texts, read_style_file, write_lines, write_stream
 from .base import Preset
 from .pen import MAX_MIXTURES, PenConfig, PenTask
 
@@ -135,7 +135,7 @@ class Synthesis(PenTask):
 
     @classmethod
     def write_stream(cls, model, config: Config, vocab: Vocab, texts: list, bias: float, generator,
-                     style: Style | str | None = None) -> Iterator[Chunk | Handwriting]:
+                     style: Style | str | None = None, chunk: int = CHUNK_POINTS) -> Iterator[Chunk | Handwriting]:
         """``texts`` (lines) in the model's hand, or primed by ``style``: a ``Style`` or a JSON file of one
         (``writing.write_stream``: the chunks, then the handwriting)."""
         check_texts(texts, vocab, config.max_text_length)
@@ -143,4 +143,4 @@ class Synthesis(PenTask):
             style = read_style_file(style, config.point_stride)  # the data's strokes, thinned like the training lines
         if style is not None:
             vocab.encode(list(style.text), f"the style's text {style.text!r}")
-        return write_stream(model, vocab, texts, bias, generator, config.stats, config.chars_per_point, style)
+        return write_stream(model, vocab, texts, bias, generator, config.stats, config.chars_per_point, style, chunk)
