@@ -281,7 +281,8 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
         overrides["data"] = os.path.abspath(data) if os.path.exists(data) else data
     folder = RunFolder(str(out))
     world = distributed.from_env()
-    if world.restarts and not resume and _restarted(folder):
+    own = _own_checkpoint(folder) if world.restarts and not resume else None
+    if own is not None:
         resume, force = True, False  # torchrun --max-restarts started the job again: go on from its checkpoint
     # Rank 0 alone holds the folder and writes to it; the others read what they need before the first
     # collective (DDP's start), after which rank 0 begins writing.
@@ -302,7 +303,7 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
                 check_shapes(folder, spec, stored, vocab)
             settings = override(stored, overrides, "the overrides")
             settings.validate()
-            saved = folder.load_train_state()  # read now: a damaged one fails before anything is written
+            saved = own or folder.load_train_state()  # read now: a damaged one fails before anything is written
             check_state(saved, folder.name)
         else:
             if header is not None and not force:
@@ -335,15 +336,16 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
     return run
 
 
-def _restarted(folder: RunFolder) -> bool:
-    """Whether a job torchrun restarted goes on from the checkpoint in ``folder``: when this very job wrote it
-    (its torchrun id, ``--rdzv-id``, is stored with it), never a run that was there before."""
+def _own_checkpoint(folder: RunFolder) -> dict | None:
+    """The training state in ``folder`` when this very job wrote it (its torchrun id, ``--rdzv-id``, is
+    stored with it), for a job torchrun restarted; None otherwise, never a run that was there before."""
     if distributed.job_id() is None or not folder.has_train_state():
-        return False
+        return None
     try:
-        return folder.load_train_state().get("job") == distributed.job_id()
+        saved = folder.load_train_state()
     except UserError:
-        return False  # unreadable: the ordinary path reports it
+        return None  # unreadable: the ordinary path reports it
+    return saved if saved.get("job") == distributed.job_id() else None
 
 
 def plot(path: str, output: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from rnnlab import distributed
+from rnnlab.checkpoint import load_train_state
 from rnnlab.errors import UserError
 from rnnlab.tasks.pen import PenTask
 
@@ -147,7 +148,7 @@ def test_a_rank_that_dies_stops_the_job_with_one_line_and_the_checkpoint_intact(
     [line] = error_lines(done.stderr)  # from rank 0, the survivor
     assert "another process of the job failed or stopped answering near step 10" in line
     assert "the last checkpoint in" in line and "(step 8) is intact: continue with --resume" in line
-    saved = torch.load(root / "killed" / "train_state.pt", weights_only=False)
+    saved = load_train_state(str(root / "killed" / "train_state.pt"))
     assert saved["step"] == 8
     resumed = torchrun(root, f"resume:killed:{LONG_STEPS}")  # --resume, as the line says
     assert resumed.returncode == 0, resumed.stderr[-3000:]

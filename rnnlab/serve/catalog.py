@@ -32,6 +32,7 @@ class Served:
     vocab: object = None            # its vocabulary (read at start-up: a damaged one is refused there)
     _run: Run | None = None
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _listed_styles: list | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> str:
@@ -48,12 +49,21 @@ class Served:
                 self._run = load(self.folder.path, self.device)
             return self._run
 
+    def _styles(self, run) -> list:
+        """The run's styles as the listing gives them, read from its folder once."""
+        if run is None:
+            return []
+        if self._listed_styles is None:
+            self._listed_styles = [{"text": s.text, "offsets": s.offsets.astype(float).round(2).tolist()}
+                                   for s in run.styles]
+        return self._listed_styles
+
     def describe(self) -> dict:
         """What ``GET /api/models`` says of this run."""
         run = self._run
         vocab = self.vocab
         char = vocab.kind == "char"
-        styles = [{"text": s.text, "offsets": s.offsets.astype(float).round(2).tolist()} for s in run.styles] if run else []
+        styles = self._styles(run)
         step = str(run.metadata.get("step", "")) if run else ""
         return {"name": self.name, "task": self.task.name, "kind": self.kind, "loaded": run is not None,
                 "step": int(step) if step.isdigit() else None,
