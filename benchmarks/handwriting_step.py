@@ -30,7 +30,7 @@ from torch import nn
 from rnnlab.mixture import output_size, sequence_nll, split_params
 from rnnlab.models import HandwritingPredictor, HandwritingSynthesizer
 from rnnlab.reference.synthesis_steps import synthesis_forward
-from rnnlab.tasks.synthesis import ALPHABET
+from rnnlab.data.strokes import ALPHABET
 
 WARMUP = 2
 LAYERS, GAUSSIANS, MIXTURES, TEXT_LENGTH = 3, 10, 20, 30  # Graves 2013 §5; a typical IAM line

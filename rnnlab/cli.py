@@ -59,7 +59,7 @@ def _task_first(argv: list) -> list:
 
 def parser() -> argparse.ArgumentParser:
     from .data.download import DATASETS
-    from .folder import BUILTIN_RUNS
+    from .folder import BUILTIN_RECOGNIZER, BUILTIN_RUNS
     from .tasks import TASKS
 
     p = _Parser(prog="rnnlab", description="Train, evaluate and sample recurrent sequence models.")
@@ -111,7 +111,8 @@ def parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("write", help="write a text as handwriting (Graves' synthesis network)")
     w.add_argument("text", help="the text; a newline (or a typed \\n) starts a new line on the page")
-    w.add_argument("-o", "--output", required=True, help="the drawing to write (.svg or .png)")
+    w.add_argument("-o", "--output", required=True,
+                   help="the drawing to write (.svg or .png), or its strokes (.json, which rnnlab read reads, or .npy)")
     w.add_argument("--model", default=builtin_handwriting,
                    help=f"a synthesis run folder (default: {builtin_handwriting}, the bundled model)")
     w.add_argument("--bias", type=float, default=1.5,
@@ -126,6 +127,25 @@ def parser() -> argparse.ArgumentParser:
     _threads(w, "CPU threads while sampling (default 1: the fastest for one point at a time)")
     w.set_defaults(run_command=commands.write)
 
+    r = sub.add_parser("read", help="print the text of handwriting (a recognize run: BiLSTM + CTC)")
+    r.add_argument("file", help="a JSON strokes file: what rnnlab write -o x.json saves, or a --style file")
+    r.add_argument("--model", default=BUILTIN_RECOGNIZER,
+                   help=f"a recognize run folder (default: {BUILTIN_RECOGNIZER}, the bundled recogniser)")
+    r.add_argument("--beam", type=int, help="prefixes of the beam search, 0 = the best path (default: the run's)")
+    r.add_argument("--lm-weight", type=float, help="the character language model's weight, 0 = none (default: the run's)")
+    r.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    _threads(r, "CPU threads while reading (default 1)")
+    r.set_defaults(run_command=commands.read)
+
+    tr = sub.add_parser("translate", help="translate text with a seq2seq run (lines from stdin without TEXT)")
+    tr.add_argument("run", metavar="RUN_DIR")
+    tr.add_argument("text", nargs="?", help="the text: one translation per line (default: read stdin)")
+    tr.add_argument("--beam", type=int, help="beam width, 1 = greedy (default: the run's)")
+    tr.add_argument("--length-penalty", type=float, help="the beam's length penalty alpha (default: the run's)")
+    tr.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    _threads(tr, "CPU threads while decoding (default 1)")
+    tr.set_defaults(run_command=commands.translate)
+
     e = sub.add_parser("evaluate", help="score a trained run on its validation split or on --data")
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("--data", help="charlm: a text to score instead of the validation split; "
@@ -135,6 +155,17 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["valid", "test", "all"], default="valid",
                    help="wordlm: valid or test; handwriting: valid, or all = every line at --data (default valid)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--legibility", action="store_true",
+                   help="a synthesis run: write texts, read them back with --reader, and report the error rates "
+                        "beside the reader's on the real lines (README: Legibility)")
+    e.add_argument("--texts", help="--legibility: a text file, one line per line (default: the validation "
+                                   "transcriptions of --data)")
+    e.add_argument("--reader", default=BUILTIN_RECOGNIZER,
+                   help=f"--legibility: the recognize run that reads (default: {BUILTIN_RECOGNIZER})")
+    e.add_argument("--bias", type=float, nargs="+", metavar="B",
+                   help="--legibility: the biases to write at (default: 0 0.75 1.5 3)")
+    e.add_argument("--lines", type=int, default=0, metavar="N", help="--legibility: the first N texts only (default: all)")
+    e.add_argument("--seed", type=int, default=0, help="--legibility: the writing's seed (default 0)")
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     _threads(e, "CPU threads (default: OMP_NUM_THREADS, else the cores not busy now)")
     e.set_defaults(run_command=commands.evaluate)
@@ -142,6 +173,8 @@ def parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="plot the loss curves of a run")
     pl.add_argument("run", metavar="RUN_DIR")
     pl.add_argument("-o", "--output", default="curves.png", help="image to write (.png, .svg, .pdf)")
+    pl.add_argument("--attention", metavar="TEXT",
+                    help="a seq2seq run: plot the attention of its translation of TEXT (source x output) instead")
     pl.set_defaults(run_command=commands.plot)
 
     ps = sub.add_parser("presets", help="list the named configurations of every task (or of one), with sources")
@@ -234,7 +267,7 @@ def _command_threads(args):
     count = getattr(args, "threads", None)
     if count is not None:
         check_threads(count, "--threads")
-    return threads(count or 0) if args.command not in ("sample", "write", "serve") else nullcontext()
+    return threads(count or 0) if args.command not in ("sample", "write", "read", "translate", "serve") else nullcontext()
 
 
 def main(argv=None) -> int:

@@ -23,6 +23,7 @@ def next_hint(task, path: str) -> str:
     return {"text": f"rnnlab sample {where}",
             "strokes": f"rnnlab sample {where} -o sample.svg",
             "handwriting": f"rnnlab write \"Hello\" --model {where} -o hello.png",
+            "translation": f"rnnlab translate {where} \"TEXT\"",
             "": f"rnnlab evaluate {where}"}[task.generates]
 
 
@@ -126,9 +127,9 @@ def write(args) -> None:
     """Text -> handwriting with a synthesis run (the bundled model by default), drawn to ``-o``."""
     import os
 
-    from .draw import image_format, stroke_image_format
+    from .draw import handwriting_format, image_format
 
-    stroke_image_format(args.output)  # every check before the model is loaded or anything is written
+    handwriting_format(args.output)  # every check before the model is loaded or anything is written
     if args.show_attention:
         image_format(args.show_attention, "--show-attention")
         if os.path.realpath(args.show_attention) == os.path.realpath(args.output):  # links too
@@ -142,10 +143,52 @@ def write(args) -> None:
         print(f"wrote {args.show_attention}")
 
 
+def read(args) -> None:
+    """A strokes file -> its text, a line of text per line of ink."""
+    from .ink import read_strokes
+
+    lines = read_strokes(args.file)  # a bad file fails before the model is loaded
+    run = api.load(args.model, device=args.device)
+    print("\n".join(run.read_lines(lines, args.beam, args.lm_weight, args.threads or 1)))
+
+
+def translate(args) -> None:
+    """Text (or stdin's lines) -> its translation, a line for each non-blank line."""
+    text = args.text if args.text is not None else sys.stdin.read()
+    run = api.load(args.run, device=args.device)
+    print(run.translate(text, args.beam, args.length_penalty, args.threads or 1))
+
+
 def evaluate(args) -> None:
+    legibility_only = {"--texts": args.texts, "--bias": args.bias, "--lines": args.lines or None}
+    if not args.legibility and any(v is not None for v in legibility_only.values()):
+        raise UserError(f"{', '.join(k for k, v in legibility_only.items() if v is not None)} "
+                        f"{'is' if sum(v is not None for v in legibility_only.values()) == 1 else 'are'} for "
+                        f"--legibility; add it, or drop them")
+    if args.legibility:
+        return _legibility(args)
     run = api.load(args.run, device=args.device)
     result = run.evaluate(args.data, args.split)
     print(json.dumps(result) if args.json else run.describe(result))
+
+
+def _legibility(args) -> None:
+    from . import legibility
+    from .writing import check_bias
+
+    if args.split != "valid":
+        raise UserError("--legibility writes the validation texts (or --texts FILE); drop --split")
+    if args.lines < 0:
+        raise UserError(f"--lines must be >= 0 (0: all), got {args.lines}")
+    biases = args.bias if args.bias is not None else legibility.BIASES
+    for bias in biases:
+        check_bias(bias)
+    writer = api.load(args.run, device=args.device)
+    legibility.check_writer(writer)
+    reader = api.load(args.reader, device=args.device)
+    texts = legibility.file_texts(args.texts) if args.texts else legibility.validation_texts(reader, args.data)
+    result = legibility.measure(writer, reader, texts, biases, args.seed, args.lines)
+    print(json.dumps(result) if args.json else legibility.describe(result))
 
 
 def serve(args) -> None:
@@ -161,7 +204,7 @@ def download(args) -> None:
 
 
 def plot(args) -> None:
-    api.plot(args.run, args.output)
+    api.plot(args.run, args.output, args.attention)
     print(f"wrote {args.output}")
 
 

@@ -51,7 +51,7 @@ def greedy(log_probs: torch.Tensor) -> list[int]:
 
 
 def beam_search(log_probs: torch.Tensor, width: int = 8, lm: Callable | None = None,
-                weight: float = 0.0) -> list[int]:
+                weight: float = 0.0, prune: float = -math.inf) -> list[int]:
     """The likeliest text of ``log_probs`` ``(T, C)`` among the ``width`` prefixes kept at each step.
 
     ``lm(prefix, label)`` is a language model's log-probability of ``label`` after the tuple ``prefix``; it
@@ -59,6 +59,9 @@ def beam_search(log_probs: torch.Tensor, width: int = 8, lm: Callable | None = N
     the likeliest text exactly. At width 1 it is not the best path (:func:`greedy`): it keeps the prefix
     whose alignments sum highest, which differs from the likeliest single alignment's in about one random
     lattice in eight (T = 5, three labels; tests/test_ctc.py).
+
+    ``prune``: labels whose log-probability at a step is below it are not tried there (a step where the blank
+    has 0.999 tries a handful of labels, not the alphabet); the default tries every label.
     """
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
@@ -68,6 +71,7 @@ def beam_search(log_probs: torch.Tensor, width: int = 8, lm: Callable | None = N
     beams = {(): (0.0, -math.inf, 0.0)}
     for row in steps:
         grown: dict = {}
+        candidates = [c for c in range(len(row)) if c != BLANK and row[c] >= prune]
 
         def add(prefix, blank, label, lm_score):
             old = grown.get(prefix, (-math.inf, -math.inf, lm_score))
@@ -78,9 +82,7 @@ def beam_search(log_probs: torch.Tensor, width: int = 8, lm: Callable | None = N
             add(prefix, total + row[BLANK], -math.inf, lm_score)  # a blank: the same text
             if prefix:  # the last label again: merged into it, unless a blank came between
                 add(prefix, -math.inf, label + row[prefix[-1]], lm_score)
-            for c in range(len(row)):
-                if c == BLANK:
-                    continue
+            for c in candidates:
                 extended = prefix + (c,)
                 via = blank if prefix and c == prefix[-1] else total  # a repeat needs a blank between
                 extra = weight * lm(prefix, c) if lm is not None and weight else 0.0

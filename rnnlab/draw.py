@@ -156,6 +156,19 @@ def stroke_image_format(out_path: str) -> str:
     return fmt
 
 
+def handwriting_format(out_path: str) -> str:
+    """What ``rnnlab write -o`` saves: a drawing (:func:`stroke_image_format`) or the strokes themselves
+    (``json``, ``npy``: ``Handwriting.save``), from the extension of ``out_path``, checked to be writable."""
+    check_output(out_path)
+    fmt = os.path.splitext(out_path)[1].lstrip(".").lower()
+    if fmt in ("json", "npy"):
+        return fmt
+    if fmt not in ("svg", "png"):
+        raise UserError(f"-o {out_path}: handwriting is saved as .svg or .png (a drawing), or .json or .npy (its "
+                        f"strokes) (received {'.' + fmt if fmt else 'no extension'}); pick one of those extensions")
+    return stroke_image_format(out_path)
+
+
 def strokes_to_svg(offsets, stroke_width: float | None = None, color: str = "black",
                    writing_size: float | None = None) -> str:
     """An SVG document drawing ``offsets`` (``(N, 3)`` rows ``(dx, dy, end_of_stroke)``, y up).
@@ -263,6 +276,44 @@ def _stroke_layout(offsets, stroke_width: float | None, writing_size: float | No
         raise UserError(f"stroke_width must be > 0, received {stroke_width}")
     margin = MARGIN_FRACTION * size
     return strokes, (lo[0] - margin, lo[1] - margin, hi[0] + margin, hi[1] + margin), float(width), float(size)
+
+
+def plot_alignment(source: list, target: list, weights, out_path: str) -> None:
+    """A translation's attention weights ``(T, S)``: target tokens down, source tokens across (Bahdanau et
+    al. 2015's figure 3), darker where the decoder looked."""
+    fmt = image_format(out_path)
+    fig = _figure(dpi=100, figsize=(1.5 + 0.32 * len(source), 1.2 + 0.3 * len(target)))
+    ax = fig.subplots()
+    ax.imshow(weights, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(source)), source, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(target)), target, fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    fig.tight_layout()
+    atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
+
+
+def plot_accuracy_by_length(curves: dict, out_path: str, title: str = "") -> None:
+    """Sequence accuracy against source length, one line per entry of ``curves`` (``{label: {length:
+    accuracy}}``): where a fixed vector falls off and attention does not (Bahdanau et al. 2015, figure 2)."""
+    fmt = image_format(out_path)
+    fig = _figure(dpi=100, figsize=(6, 3.6))
+    ax = fig.subplots()
+    for label, points in curves.items():
+        lengths = sorted(points, key=int)
+        ax.plot([int(n) for n in lengths], [100 * points[n] for n in lengths], marker="o", markersize=3, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("source length (tokens)")
+    ax.set_ylabel("sequence accuracy (%)")
+    ax.set_ylim(0, 101)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt))
 
 
 def plot_attention(written, out_path: str) -> None:

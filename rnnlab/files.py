@@ -80,6 +80,22 @@ def read_bytes(path: str, kind: str, what: str | None = None, fix: str = "give a
     return data
 
 
+def read_utf8(path: str, what: str, fix: str, converted: str) -> str:
+    """The UTF-8 text of ``path`` (a text file of ``what``: "pairs file"), a byte-order mark allowed, through
+    :func:`read_bytes` (kind "text"); a binary or non-UTF-8 file is a UserError naming the line, with
+    ``fix``, or for another encoding the iconv command that writes ``converted``."""
+    raw = read_bytes(path, "text", what, fix)
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise UserError(f"{what} {path} looks binary (a NUL byte on line {line}); {fix}")
+    try:
+        return raw.decode("utf-8-sig")  # -sig: a byte-order mark, as some editors write, is not an error
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise UserError(f"{what} {path} is not UTF-8 (byte 0x{raw[e.start]:02x} on line {line}); "
+                        f"convert it first, for example: iconv -f latin1 -t utf-8 {path} > {converted}") from None
+
+
 class JSONError(UserError):
     """Text that is not the JSON rnnlab reads; ``reason`` says why in a few words."""
 

@@ -50,7 +50,9 @@ STAGING = ".replacing-"  # + PID: a --force run until its first checkpoint
 RUN_FILES = (CONFIG, VOCAB, METRICS, SAMPLES, WEIGHTS, TRAIN_STATE)
 
 BUILTIN_PREFIX = "builtin:"
-BUILTIN_RUNS = {"builtin:handwriting": "pretrained/handwriting"}  # inside the package (README: Data terms)
+BUILTIN_RECOGNIZER = "builtin:recognizer"
+# inside the package (README: Data terms); the first is what rnnlab write uses by default
+BUILTIN_RUNS = {"builtin:handwriting": "pretrained/handwriting", BUILTIN_RECOGNIZER: "pretrained/recognizer"}
 
 
 class RunFolder:
@@ -323,7 +325,7 @@ class RunFolder:
         log.info("the new run saved its first checkpoint: it replaced the previous run in %s", self.name)
 
     def write_bundle(self, header: dict, vocab: Vocab, tensors: dict, metadata: dict, styles: list, terms: str) -> None:
-        """Write a model to ship inside the package (``scripts/bundle_handwriting.py``): its header, vocabulary,
+        """Write a model to ship inside the package (``scripts/bundle.py``): its header, vocabulary,
         weights (as given: fp16 for the bundled model), styles (``[{"text", "offsets"}]``) and terms of use."""
         os.makedirs(self.path, exist_ok=True)
         write_text(self._file(CONFIG), json.dumps(header, indent=2) + "\n")

@@ -21,6 +21,7 @@ import numpy as np
 
 from .data.strokes import StrokeStats, absolute_to_offsets
 from .errors import UserError
+from .ink import resample_stroke
 from .writing import FLOAT32_MAX, Style
 
 MIN_POINTS = 2  # a line of at least one step
@@ -40,7 +41,7 @@ def style_from_drawing(points, text: str, chars_per_point: float, stats: StrokeS
     if not lengths.sum() > 0:
         raise UserError("the drawing has no length (every point in one place); draw the line's letters")
     wanted = max(MIN_POINTS, math.ceil(len(text.strip()) / chars_per_point))
-    resampled = [_resample(s, max(1, round(wanted * length / lengths.sum()))) for s, length in zip(strokes, lengths)]
+    resampled = [resample_stroke(s, max(1, round(wanted * length / lengths.sum()))) for s, length in zip(strokes, lengths)]
     rows = np.concatenate([np.column_stack([s, np.r_[np.zeros(len(s) - 1), 1.0]]) for s in resampled])
     offsets = absolute_to_offsets(rows).astype(np.float64)
     offsets[0, :2] = 0.0  # a line starts where its first point is (the data's first row)
@@ -66,15 +67,3 @@ def _checked(points) -> np.ndarray:
             or not (np.abs(drawn) <= FLOAT32_MAX).all():  # NaN fails this too
         raise UserError(expected)
     return drawn.copy()
-
-
-def _resample(stroke: np.ndarray, count: int) -> np.ndarray:
-    """``count`` points at equal arc length along the polyline ``stroke`` ``(n, 2)``, both ends kept (one
-    point, the first, when ``count`` is 1 or the stroke has no length)."""
-    steps = np.hypot(*np.diff(stroke, axis=0).T)
-    along = np.r_[0.0, np.cumsum(steps)]
-    if count == 1 or along[-1] == 0:
-        return stroke[:1]
-    at = np.linspace(0.0, along[-1], count)
-    keep = np.r_[True, steps > 0]  # np.interp needs increasing positions: repeated points add nothing
-    return np.column_stack([np.interp(at, along[keep], stroke[keep, 0]), np.interp(at, along[keep], stroke[keep, 1])])

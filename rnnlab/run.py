@@ -141,6 +141,52 @@ class Run:
             raise UserError(f"a drawn style primes a synthesis run; {self.task._instead()}")
         return style_from_drawing(points, text, self.config.chars_per_point, self.config.stats)
 
+    def read(self, strokes, beam: int | None = None, lm_weight: float | None = None, threads: int = 1) -> str:
+        """The text of handwriting (a recognize run), a line of text per line of ink: ``strokes`` a
+        ``Handwriting``, an ``(N, 3)`` array of offsets ``(dx, dy, end_of_stroke)`` with y up, in any unit, or
+        the path of a JSON strokes file (``Handwriting.save``'s, or a style file). ``beam`` prefixes of the
+        beam search (0: the best path) and the language model's ``lm_weight`` default to the run's
+        (``config.beam``, ``config.lm_weight``); ``threads``: CPU threads while reading."""
+        from .ink import read_strokes
+
+        if isinstance(strokes, Handwriting):
+            lines = strokes.lines
+        elif isinstance(strokes, (str, os.PathLike)):
+            lines = read_strokes(os.fspath(strokes))
+        else:
+            lines = [strokes]
+        return "\n".join(self.read_lines(lines, beam, lm_weight, threads))
+
+    def read_lines(self, lines: list, beam: int | None = None, lm_weight: float | None = None,
+                   threads: int = 1) -> list[str]:
+        """:meth:`read` of a list of lines of ink (``(N, 3)`` offsets each): their texts, read in batches."""
+        with _sampling_threads(self.model, threads):
+            return self.task.read(self.model, self.config, self.vocab, lines,
+                                  getattr(self.config, "beam", 0) if beam is None else beam,
+                                  getattr(self.config, "lm_weight", 0.0) if lm_weight is None else lm_weight)
+
+    def translate(self, text: str, beam: int | None = None, length_penalty: float | None = None,
+                  threads: int = 1) -> str:
+        """``text`` translated by a seq2seq run, line by line (one output line per non-blank input line).
+        ``beam`` (1: greedy) and the beam's ``length_penalty`` (Wu et al. 2016's alpha) default to the run's."""
+        return "\n".join(t for t, _ in self.translations(text, beam, length_penalty, threads))
+
+    def translations(self, text: str, beam: int | None = None, length_penalty: float | None = None,
+                     threads: int = 1) -> list:
+        """:meth:`translate`'s lines as ``(text, decoding.Hypothesis)``: the tokens, their log-probability and
+        the attention weights over the source (for ``rnnlab plot RUN --attention``)."""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            raise UserError("the text to translate is empty; give at least one non-blank line")
+        beam = getattr(self.config, "beam", 1) if beam is None else beam
+        alpha = getattr(self.config, "length_penalty", 0.0) if length_penalty is None else length_penalty
+        if not 1 <= beam <= 256:
+            raise UserError(f"beam must be between 1 (greedy) and 256, got {beam}")
+        if alpha < 0:
+            raise UserError(f"length_penalty must be >= 0 (0: none), got {alpha}")
+        with _sampling_threads(self.model, threads):
+            return self.task.translate(self.model, self.config, self.vocab, lines, beam, alpha)
+
     @property
     def styles(self) -> list:
         """The run's built-in styles (``writing.Style``: text and offsets), for ``write(style=n)``."""
@@ -320,6 +366,7 @@ def train(task: str, out: str, preset: str | None = None, data: str | None = Non
             data_task = spec(settings, vocab)  # on resume, data outside the run's vocabulary is refused here
             settings = data_task.config  # a task may fill in what it learnt from the data (handwriting: normalisation)
             model = spec.build_model(settings, data_task.vocab)
+            data_task.prepare(model)
             log.info("%s: %s parameters, preset %s, run folder %s%s", task,
                      f"{sum(p.numel() for p in model.parameters()):,}",
                      preset or ("(resumed)" if resume else spec.default_preset), out,
@@ -348,10 +395,20 @@ def _own_checkpoint(folder: RunFolder) -> dict | None:
     return saved if saved.get("job") == distributed.job_id() else None
 
 
-def plot(path: str, output: str) -> None:
+def plot(path: str, output: str, attention: str | None = None) -> None:
     """Draw the loss curves of the run at ``path`` (and its last confusion matrix, for classes) to ``output``
-    (.png, .svg or .pdf). Works while the run trains, before it has weights."""
-    from .draw import plot_curves
+    (.png, .svg or .pdf). Works while the run trains, before it has weights. With ``attention`` (a text, for
+    a seq2seq run with attention): the alignment of its translation instead, source x target."""
+    from .draw import plot_alignment, plot_curves
+
+    if attention is not None:
+        run = load(path)
+        (text, found), = run.translations(attention.splitlines()[0] if attention.strip() else "")
+        if found.attention is None:
+            raise UserError(f"{path} translates without attention (attention = none): it has no alignment to plot")
+        source = run.task.source_tokens(run.config, attention.splitlines()[0].strip())
+        plot_alignment(source, run.task.target_tokens(run.vocab, found), found.attention.cpu().numpy(), output)
+        return
 
     folder = RunFolder(path)
     header = folder.read_header()

@@ -24,6 +24,18 @@ def tiny_charlm(folder, steps: int = 30, seed: int = 3) -> str:
     return str(folder / "quick")
 
 
+def check_resume_is_bit_identical(task: str, tmp_path, **keys) -> None:
+    """Six steps of ``task`` in one go equal three, then a resume to six: every weight, bit for bit."""
+    import rnnlab
+
+    keys = {**keys, "max_steps": 6, "eval_interval": 3}
+    whole = rnnlab.train(task, str(tmp_path / "whole"), **keys)
+    rnnlab.train(task, str(tmp_path / "half"), **{**keys, "max_steps": 3})
+    halves = rnnlab.train(task, str(tmp_path / "half"), resume=True, max_steps=6)
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, halves.model.state_dict()[name]), name
+
+
 def shared_data(*parts) -> str:
     """A path under ../shared/data ($RNNLAB_SHARED_DATA overrides); the test is skipped when it is absent."""
     root = os.environ.get("RNNLAB_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")

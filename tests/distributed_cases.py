@@ -1,6 +1,6 @@
 """The trainings tests/test_distributed.py runs in one process and in a torchrun job of two, to compare: one
 tiny run of every task (a TBPTT stream for charlm and wordlm, variable-length sequences with per-step labels
-for classify, Hershey lines for handwriting and synthesis), all on the CPU with dropout off."""
+for classify, Hershey lines for handwriting, synthesis and recognize, toy pairs for seq2seq), all on the CPU with dropout off."""
 
 import json
 import os
@@ -47,12 +47,16 @@ def train(case: str, root: str, out: str, resume: bool = False, **extra):
             "handwriting": PEN,
             # 13 training lines in batches of 10: every epoch ends with a batch of 3, one line for one process
             # and two for the other, whose shares of the loss are then 1/3 and 2/3
-            "synthesis": {**PEN, "window_gaussians": 2, "synthetic_lines": 18, "batch_size": 10}}[case]
+            "synthesis": {**PEN, "window_gaussians": 2, "synthetic_lines": 18, "batch_size": 10},
+            "recognize": dict(hidden_size=8, num_layers=2, conv_channels=4, synthetic_lines=16, valid_fraction=0.25,
+                              dropout=0.0, precision="fp32", lm_order=2, lr=1e-2),
+            # pairs of 1 to 6 symbols: the two processes' blocks of 3 hold different numbers of target tokens
+            "seq2seq": dict(hidden_size=8, embedding_size=4, batch_size=6, valid_pairs=12, max_length=6)}[case]
     preset = "graves-synthesis" if case == "synthesis" else None
     return rnnlab.train(case, out, preset=preset, data=data, **{**COMMON, **keys, **extra})
 
 
-TASKS = ("charlm", "wordlm", "classify", "handwriting", "synthesis")
+TASKS = ("charlm", "wordlm", "classify", "handwriting", "synthesis", "recognize", "seq2seq")
 
 
 def poison_step(step: int) -> None:

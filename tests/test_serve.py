@@ -65,8 +65,9 @@ def one_line_error(response, status=400) -> str:
 def test_models_lists_the_bundled_model_and_the_named_run(client, bundled):
     listing = client.get("/api/models").json()
     models = {m["name"]: m for m in listing["models"]}
-    assert list(models) == ["builtin:handwriting", "quick"]
-    hand, quick = models["builtin:handwriting"], models["quick"]
+    assert list(models) == ["builtin:handwriting", "builtin:recognizer", "quick"]
+    hand, quick, reader = models["builtin:handwriting"], models["quick"], models["builtin:recognizer"]
+    assert (reader["task"], reader["kind"], reader["loaded"]) == ("recognize", "reads", True)
     assert (hand["task"], hand["kind"], hand["loaded"], hand["metrics"]) == ("synthesis", "handwriting", True, False)
     assert hand["alphabet"] == "".join(bundled.vocab.tokens) and hand["text_length"] == bundled.config.max_text_length
     assert hand["parameters"] == sum(p.numel() for p in bundled.model.parameters()) and hand["step"] == 8000
@@ -139,6 +140,38 @@ def test_sample_streams_what_run_sample_gives(client, catalog):
 
 
 # -------------------------------------------------------------------------------------------- metrics
+
+
+def test_read_gives_what_run_read_reads_of_the_drawn_line(client, catalog):
+    from rnnlab import ink
+    from rnnlab.data import hershey
+
+    reader = catalog.get("builtin:recognizer").run
+    line = hershey.render_text("the fox", np.random.default_rng(2)).offsets
+    xy = np.cumsum(line[:, :2], axis=0) * [4.0, -4.0] + [30, 200]  # as a screen records it: pixels, y down
+    points = np.c_[xy, line[:, 2]].round(1).tolist()
+    for extra in ({}, {"beam": 0}, {"beam": 4, "lm_weight": 1.5}):
+        answer = post(client, "/api/read", {"points": points, **extra})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"text": reader.read(ink.from_screen(points), extra.get("beam"), extra.get("lm_weight"))}
+
+
+BAD_READS = [
+    ({}, "points must be a list"),
+    ({"points": []}, "points must be a list of 1 to 20,000"),
+    ({"points": [[0, 0, 0]] * 20_001}, "points must be a list of 1 to 20,000"),
+    ({"points": [[0, 0]]}, "finite numbers"),
+    ({"points": [[0, "1", 0]]}, "finite numbers"),
+    ({"points": [[0, 0, 0]], "beam": -1}, "beam must be a whole number from 0 to 64"),
+    ({"points": [[0, 0, 0]], "lm_weight": 101}, "lm_weight must be a number from 0 to 100"),
+    ({"points": [[0, 0, 0]], "model": "quick"}, "quick is a charlm run, which samples text (POST /api/sample); pick a model that reads"),
+    ({"points": [[0, 0, 0]], "text": "hi"}, "unknown field 'text'"),
+]
+
+
+@pytest.mark.parametrize("body, expected", BAD_READS, ids=[e for _, e in BAD_READS])
+def test_bad_reads_are_one_line_4xx(client, body, expected):
+    assert expected in one_line_error(post(client, "/api/read", body))
 
 
 def test_metrics_gives_the_records_and_the_ones_since(client, catalog):
@@ -245,11 +278,11 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 10**20) | st.flo
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
                     max_leaves=12)
 KEYS = st.sampled_from(["model", "text", "bias", "style", "strokes", "seed", "attention", "color", "stroke_width",
-                        "prime", "length", "temperature", "top_k", "top_p", "other"])
+                        "prime", "length", "temperature", "top_k", "top_p", "points", "beam", "lm_weight", "other"])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/api/write", "/api/write.svg", "/api/sample"]),
+@given(path=st.sampled_from(["/api/write", "/api/write.svg", "/api/sample", "/api/read"]),
        body=st.dictionaries(KEYS, JSON, max_size=5) | JSON)
 def test_any_json_gets_an_answer_and_never_a_500(client, path, body):
     response = post(client, path, body)

@@ -1,8 +1,8 @@
 """rnnlab serve's page in a real browser: Playwright drives Debian's Chromium against a real server in a
-subprocess (the bundled handwriting model and a tiny char LM with its metrics). Writing appears as you type,
-the bias, the seed and the style change it, a hand drawn on the canvas primes it, errors show the API's own
-line, text streams in, the training chart has its curves, the downloads are real files, and no request leaves
-the server. The screenshot goes to $RNNLAB_SCREENSHOT when set::
+subprocess (the bundled handwriting model and recognizer, and a tiny char LM with its metrics). Writing
+appears as you type, the bias, the seed and the style change it, a hand drawn on the canvas primes it, a line
+written on the Read canvas is read after every stroke, errors show the API's own line, text streams in, the
+training chart has its curves, the downloads are real files, and no request leaves the server. The screenshot goes to $RNNLAB_SCREENSHOT when set::
 
     RNNLAB_SCREENSHOT=docs/serve.png pytest tests/test_serve_browser.py
 """
@@ -150,6 +150,17 @@ def set_range(page, selector, value):
                           str(value))
 
 
+def draw_stroke(page, canvas, n):
+    """The ``n``-th of a line of zig-zag "m"s drawn with the mouse on ``canvas``: one stroke, 25 points."""
+    box = page.locator(canvas).bounding_box()
+    x, y = box["x"] + 40 + 110 * n, box["y"] + 120
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 25):
+        page.mouse.move(x + 3 * i, y - 40 * abs((i % 8) - 4) / 4, steps=1)
+    page.mouse.up()
+
+
 def api_error(server, path, body) -> str:
     """The one line the API answers ``body`` with: a 4xx's body, or the error that ends a stream."""
     request = urllib.request.Request(server + path, data=json.dumps(body).encode(),
@@ -236,14 +247,8 @@ def test_downloads_repeat_the_writing_on_screen(page):
 
 def test_a_hand_drawn_on_the_canvas_primes_the_writing(page):
     opened(page, "hand")
-    box = page.locator("#hand-canvas").bounding_box()
-    for stroke in range(3):  # three zig-zag "m"s, one stroke each
-        x, y = box["x"] + 40 + 110 * stroke, box["y"] + 120
-        page.mouse.move(x, y)
-        page.mouse.down()
-        for i in range(1, 25):
-            page.mouse.move(x + 3 * i, y - 40 * abs((i % 8) - 4) / 4, steps=1)
-        page.mouse.up()
+    for stroke in range(3):
+        draw_stroke(page, "#hand-canvas", stroke)
     page.fill("#hand-text", "mmm")
     page.fill("#hand-write-text", "in my hand")
     with page.expect_request("**/api/write") as sent:
@@ -255,6 +260,102 @@ def test_a_hand_drawn_on_the_canvas_primes_the_writing(page):
     page.click("#hand-clear")
     page.click("#hand-write")
     assert page.inner_text("#hand-error").startswith("draw a few words")
+
+
+# ------------------------------------------------------------------------------------------- Read
+
+
+@pytest.fixture(scope="module")
+def read_points():
+    """What the bundled recognizer reads in ``points`` (as the page sends them), through the Python API."""
+    import rnnlab
+
+    run = rnnlab.load("builtin:recognizer")
+    return lambda points, beam=None: run.read(rnnlab.ink.from_screen(points), beam)
+
+
+# The canvas's pixels of ink (dark, opaque): the baseline is light, the paper transparent.
+INKED = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 0x80 && d[i + 3] > 0x80) n += 1; return n; }"""
+
+
+def read_after(page, action):
+    """Do ``action`` (a stroke) and wait for its answer on the page; the request the page sent."""
+    before = page.get_attribute("#read-output", "data-reads") or "0"
+    with page.expect_request("**/api/read") as sent:
+        action()
+    page.wait_for_function("n => { const o = document.querySelector('#read-output');"
+                           " return o.dataset.state === 'done' && o.dataset.reads !== n; }", arg=before)
+    return sent.value
+
+
+def test_a_line_written_on_the_read_canvas_is_read_after_each_stroke(page, read_points):
+    opened(page, "read")
+    assert page.input_value("#read-model") == "builtin:recognizer"
+    for stroke in range(3):
+        request = read_after(page, lambda: draw_stroke(page, "#read-canvas", stroke))
+        body = request.post_data_json
+        assert body["model"] == "builtin:recognizer" and (body["beam"], body["lm_weight"]) == (None, None)
+        assert sum(p[2] for p in body["points"]) == stroke + 1 and body["points"][-1][2] == 1  # the whole line
+    assert page.text_content("#read-output") == read_points(body["points"])
+    assert page.inner_text("#read-status").startswith("3 strokes read in ")
+    request = read_after(page, lambda: page.select_option("#read-mode", "0"))  # best path: read again
+    assert request.post_data_json["beam"] == 0 and request.post_data_json["points"] == body["points"]
+    assert page.text_content("#read-output") == read_points(body["points"], beam=0)
+    assert page.eval_on_selector("#read-canvas", INKED) > 100  # the line is drawn as it is written
+    page.click("#read-clear")
+    assert page.text_content("#read-output") == "" and page.get_attribute("#read-output", "data-state") == "idle"
+    assert page.eval_on_selector("#read-canvas", INKED) == 0  # the canvas is cleared too
+
+
+def test_strokes_drawn_while_a_read_is_out_wait_for_it_and_stale_answers_are_dropped(page):
+    held = []  # the requests, answered when the test says
+
+    def answer(text):
+        while not held:  # the route's handler runs a moment after the request goes out
+            page.wait_for_timeout(20)
+        held.pop().fulfill(json={"text": text})
+
+    page.route("**/api/read", lambda route: held.append(route))
+    opened(page, "read")
+    with page.expect_request("**/api/read"):
+        draw_stroke(page, "#read-canvas", 0)
+    asked = []
+    page.on("request", lambda r: asked.append(r.post_data_json) if r.url.endswith("/api/read") else None)
+    draw_stroke(page, "#read-canvas", 1)
+    draw_stroke(page, "#read-canvas", 2)
+    page.wait_for_timeout(300)
+    assert asked == [], "a second request went out while the first was still out"
+    with page.expect_request("**/api/read") as again:  # it comes back: the line as it is now goes out
+        answer("stale")
+    assert sum(p[2] for p in again.value.post_data_json["points"]) == 3  # the three strokes
+    assert page.text_content("#read-output") == ""  # the first answer was for a line that has grown since
+    answer("mmm")
+    page.wait_for_selector("#read-output[data-state=done]")
+    assert page.text_content("#read-output") == "mmm"
+    with page.expect_request("**/api/read"):
+        draw_stroke(page, "#read-canvas", 3)
+    page.click("#read-clear")  # the answer on its way is for a line that is gone
+    answer("gone")
+    page.wait_for_timeout(300)
+    assert page.text_content("#read-output") == "" and len(asked) == 2  # and nothing is left to send
+
+
+def test_a_read_error_shows_the_apis_own_line(page, server):
+    sent = []
+
+    def wider_beam(route):  # the page's request with a beam the server refuses, sent on to it
+        sent.append({**route.request.post_data_json, "beam": 10**6})
+        route.continue_(post_data=json.dumps(sent[-1]))
+
+    page.route("**/api/read", wider_beam)
+    opened(page, "read")
+    draw_stroke(page, "#read-canvas", 0)
+    page.wait_for_selector("#read-error:not([hidden])")
+    assert page.inner_text("#read-error") == api_error(server, "/api/read", sent[0])
+    assert page.get_attribute("#read-output", "data-state") == "error"
+    page.click("#read-clear")
+    assert page.locator("#read-error").is_hidden()
 
 
 # ------------------------------------------------------------------------------------------- Text
@@ -302,6 +403,9 @@ def test_a_panel_without_its_kind_of_model_says_how_to_serve_one(page):
     opened(page, "text")
     assert "rnnlab serve --model runs/quick" in page.inner_text("#text-empty")
     assert page.locator("#text-body").is_hidden()
+    opened(page, "read")
+    assert "builtin:recognizer" in page.inner_text("#read-empty")
+    assert page.locator("#read-body").is_hidden()
 
 
 # ------------------------------------------------------------------------------------------- screenshot

@@ -145,7 +145,7 @@ def test_the_command_serves_prints_its_url_and_stops_on_ctrl_c(tmp_path):
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
-        assert line.startswith("rnnlab: serving builtin:handwriting at http://127.0.0.1:"), line
+        assert line.startswith("rnnlab: serving builtin:handwriting, builtin:recognizer at http://127.0.0.1:"), line
         url = line.split(" at ")[1].split()[0]
         written = httpx2.post(url + "/api/write", json={"text": "served", "seed": 1}, timeout=60)
         expected = rnnlab.load("builtin:handwriting").write("served", seed=1)

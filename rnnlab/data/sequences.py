@@ -28,7 +28,7 @@ import logging
 import torch
 
 from ..errors import UserError
-from ..files import JSONError, parse_json, read_bytes
+from ..files import JSONError, parse_json, read_utf8
 from .text import Vocab
 
 log = logging.getLogger(__name__)
@@ -173,16 +173,7 @@ def _check_lengths(path: str, lines: list, lengths: list, max_length: int, width
 def _read_records(path: str) -> list:
     """The (line number, JSON object) of every non-blank line of the UTF-8 file ``path``."""
     fix = "give a UTF-8 JSONL file (one JSON object per line, see rnnlab/data/sequences.py)"
-    raw = read_bytes(path, "text", "data file", fix)
-    if b"\x00" in raw:
-        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise UserError(f"data file {path} looks binary (a NUL byte on line {line}); {fix}")
-    try:
-        text = raw.decode("utf-8-sig")  # -sig: a byte-order mark, as some editors write, is not an error
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise UserError(f"data file {path} is not UTF-8 (byte 0x{raw[e.start]:02x} on line {line}); "
-                        f"convert it first, for example: iconv -f latin1 -t utf-8 {path} > data.jsonl") from None
+    text = read_utf8(path, "data file", fix, "data.jsonl")
     records = []
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():

@@ -22,6 +22,8 @@ from starlette.staticfiles import StaticFiles
 
 from ..draw import STROKE_WIDTH_FRACTION
 from ..errors import UserError
+from ..ink import from_screen
+from ..tasks.recognize import MAX_LM_WEIGHT
 from ..writing import MAX_BIAS, Chunk, Handwriting, split_lines
 from .catalog import Catalog, Served
 from . import fields
@@ -33,7 +35,8 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 600          # the text of one write: 8 lines of 64 characters and their newlines
 MAX_LINES = 8                 # lines of one write, sampled as one batch
 MAX_SAMPLE_LENGTH = 5000      # tokens of one text sample: a second or two on one CPU core
-MAX_DRAWN_POINTS = 20_000     # points of a drawn style: a line drawn for a minute at a mouse's 300 Hz
+MAX_DRAWN_POINTS = 20_000     # points of a drawn style or line to read: a minute of a mouse's 300 Hz
+MAX_READ_BEAM = 64            # prefixes of a read's beam search: past this it takes seconds, for nothing
 RETRY_AFTER_SECONDS = 1       # what a busy server tells the client to wait
 POINT_DECIMALS = 2            # offsets are data units (IAM sensor units): 1/100 of one is below any pen
 ATTENTION_DECIMALS = 4
@@ -58,6 +61,7 @@ def create_app(catalog: Catalog, jobs: Jobs, threads: int = 1, local_only: bool 
         Route("/api/write", _handler(lambda r: _write(r, catalog, jobs, threads)), methods=["POST"]),
         Route("/api/write.svg", _handler(lambda r: _write_svg(r, catalog, jobs, threads)), methods=["POST"]),
         Route("/api/sample", _handler(lambda r: _sample(r, catalog, jobs, threads)), methods=["POST"]),
+        Route("/api/read", _handler(lambda r: _read(r, catalog, jobs, threads)), methods=["POST"]),
         Route("/api/runs/{name:path}/metrics", _handler(lambda r: _metrics(r, catalog))),
     ]
     middleware = [Middleware(_LoopbackHostsOnly)] if local_only else []
@@ -132,6 +136,7 @@ WRITE_FIELDS = {"model": None, "text": None, "bias": 1.5, "style": None, "stroke
 SVG_FIELDS = {**WRITE_FIELDS, "color": "black", "stroke_width": 1.0}
 SAMPLE_FIELDS = {"model": None, "prime": "", "length": 300, "temperature": 1.0, "top_k": 0, "top_p": 1.0,
                  "seed": None}
+READ_FIELDS = {"model": None, "points": None, "beam": None, "lm_weight": None}
 SEED_LIMIT = 2**63 - 1
 
 
@@ -220,6 +225,25 @@ async def _sample(request: Request, catalog: Catalog, jobs: Jobs, threads: int) 
     job = jobs.start(lambda: served.run.stream(**args, threads=threads))
     ok, first = await job.first(request.is_disconnected)
     return _Generation(job, _streamed(job, ok, first, "".join, lambda error: ""), media_type="text/plain; charset=utf-8")
+
+
+async def _read(request: Request, catalog: Catalog, jobs: Jobs, threads: int) -> Response:
+    """POST /api/read: the text of a line drawn on the screen (points in screen coordinates, y down)."""
+    body = await fields.body(request, READ_FIELDS)
+    served = _served(catalog, body, "reads")
+    points = body["points"]
+    if not isinstance(points, list) or not 0 < len(points) <= MAX_DRAWN_POINTS:
+        raise BadRequest(f"points must be a list of 1 to {MAX_DRAWN_POINTS:,} points [x, y, end_of_stroke] "
+                         f"(screen coordinates, y down)")
+    offsets = from_screen(points)
+    beam = fields.integer(body, "beam", 0, MAX_READ_BEAM, none=True)
+    weight = None if body["lm_weight"] is None else fields.number(body, "lm_weight", 0.0, MAX_LM_WEIGHT)
+    job = jobs.start(lambda: iter([served.run.read(offsets, beam, weight, threads)]))
+    try:
+        _, text = await job.first(request.is_disconnected)
+    finally:
+        job.cancel()
+    return JSONResponse({"text": text})
 
 
 async def _streamed(job, ok: bool, first, render: Callable, failed: Callable):

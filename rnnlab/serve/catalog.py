@@ -18,7 +18,8 @@ from .fields import BadRequest
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")  # a run's name in a request and in a URL path
 USES = {"handwriting": "writes text (POST /api/write)", "text": "samples text (POST /api/sample)",
-        "strokes": "draws unconditional strokes (rnnlab sample)", "": "scores data (rnnlab evaluate)"}
+        "strokes": "draws unconditional strokes (rnnlab sample)", "": "scores data (rnnlab evaluate)",
+        "reads": "reads handwriting (POST /api/read)", "translation": "translates (rnnlab translate)"}
 
 
 @dataclass
@@ -36,7 +37,8 @@ class Served:
 
     @property
     def kind(self) -> str:
-        return self.task.generates
+        """What requests may ask of it: a ``Task.generates``, or "reads" for a recognize run."""
+        return "reads" if self.task.name == "recognize" else self.task.generates
 
     @property
     def run(self) -> Run:

@@ -36,6 +36,16 @@ def _synthesis():
     return Synthesis
 
 
+def _recognize():
+    from .recognize import Recognize
+    return Recognize
+
+
+def _seq2seq():
+    from .seq2seq import Seq2SeqTask
+    return Seq2SeqTask
+
+
 class _Tasks(Mapping):
     """A read-only mapping of task names to classes, each class imported when first looked up."""
 
@@ -61,6 +71,7 @@ class _Tasks(Mapping):
 
 
 TASKS: Mapping[str, type[Task]] = _Tasks({"charlm": _charlm, "wordlm": _wordlm, "classify": _classify,
-                                          "handwriting": _handwriting, "synthesis": _synthesis})
+                                          "handwriting": _handwriting, "synthesis": _synthesis,
+                                          "recognize": _recognize, "seq2seq": _seq2seq})
 
 __all__ = ["TASKS", "Preset", "Task"]

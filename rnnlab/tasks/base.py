@@ -18,7 +18,7 @@ from ..distributed import SINGLE, World
 from ..errors import UserError
 from ..writing import CHUNK_POINTS
 
-GENERATES = ("text", "strokes", "handwriting", "")  # what Task.generates may say
+GENERATES = ("text", "strokes", "handwriting", "translation", "")  # what Task.generates may say
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Task(ABC):
         Config          its config dataclass (a ``TrainConfig``)
         presets         ``{name: Preset}``; ``default_preset`` names the one used without ``--preset``
         generates       "text" (``sample_text``), "strokes" (``sample_strokes``), "handwriting"
-                        (``write_stream``), or "" when the task only scores
+                        (``write_stream``), "translation" (``translate``), or "" when the task only scores
         model_signature how its models are called, for docs and errors
         loss_is_token_mean  True when ``loss`` is a mean over the ``tokens`` it reports and a batch's rows may
                         hold different numbers of them (masked labels): the processes of a job then weight
@@ -90,6 +90,10 @@ class Task(ABC):
         """Validation metrics, at least ``"loss"`` (in ``loss_unit``); with a ``distributed.World`` of several
         processes, each scores its part and the sums are reduced, so every process gets the same metrics."""
 
+    def prepare(self, model) -> None:
+        """Give a new model what it takes from the data rather than by gradient (the recogniser: its language
+        model), before training; a resumed run's checkpoint then replaces it. Default: nothing."""
+
     def preview(self, model, step: int, folder=None) -> str:
         """Something to show at an evaluation (a sample), or ""; may draw into ``folder.sample_path(step)``."""
         return ""
@@ -134,8 +138,23 @@ class Task(ABC):
                         f"{cls._instead()}")
 
     @classmethod
+    def translate(cls, model, config, vocab, texts: list, beam: int, alpha: float) -> list:
+        """``texts`` translated (a sequence-to-sequence run): ``(text, decoding.Hypothesis)`` each, decoded by
+        a beam of ``beam`` (1: greedy) with length penalty ``alpha``."""
+        raise UserError(f"a {cls.name} run does not translate (train one with: rnnlab train seq2seq); "
+                        f"{cls._instead()}")
+
+    @classmethod
+    def read(cls, model, config, vocab, lines: list, beam: int, lm_weight: float) -> list[str]:
+        """The texts of ``lines`` of ink (``(N, 3)`` offsets each, data units or any other), decoded by a beam
+        of ``beam`` prefixes (0: the best path) with the language model at ``lm_weight``."""
+        raise UserError(f"a {cls.name} run does not read handwriting (train one with: rnnlab train recognize); "
+                        f"{cls._instead()}")
+
+    @classmethod
     def _instead(cls) -> str:
         return {"text": "sample text from it (Run.sample, rnnlab sample RUN)",
                 "strokes": "draw unconditional strokes with it (Run.sample, rnnlab sample RUN -o out.svg)",
                 "handwriting": "write a text with it (Run.write, rnnlab write TEXT --model RUN -o out.png)",
+                "translation": "translate with it (Run.translate, rnnlab translate RUN TEXT)",
                 "": "score it (Run.evaluate, rnnlab evaluate RUN)"}[cls.generates]

@@ -189,30 +189,11 @@ class PenTask(Task):
     @classmethod
     def evaluate_run(cls, run, data: str | None = None, split: str = "valid") -> dict:
         """Score the run's validation lines, or every line at ``data`` (``split="all"``), with the run's statistics."""
-        if split not in ("valid", "all"):
-            raise UserError(f"--split must be valid or all for a handwriting run, got {split}")
-        config = replace(run.config, data=data or _trained_on(run))
-        if split == "all":
-            if not config.data:
-                raise UserError("--split all scores every line of --data PATH (an IAM-OnDB folder or archive)")
-            lines = iamondb.load_iamondb(config.data)[0]
-            lines = thin([(line.text, line.offsets) for line in lines], config.point_stride)
-            lines = cls.usable(lines, config, "scored")
-        elif config.data:  # the run's own split of these forms; its training side is not needed
-            every = iamondb.load_iamondb(config.data)[0]
-            lines = strokes.split_by_form(every, config.valid_fraction)[1]
-            if not lines:
-                raise UserError(f"the run's split by form (valid_fraction={config.valid_fraction:g}) holds none of "
-                                f"the {len({line.form_id for line in every})} forms at {config.data} for validation; "
-                                f"score every line with --split all")
-            lines = thin([(line.text, line.offsets) for line in lines], config.point_stride)
-            lines = cls.usable(lines, config, "validation")
-        else:
-            lines = cls.usable(load_lines(config)[1], config, "validation")
+        lines, source = scored_lines(cls, run, data, split)
         stats = run.config.stats
         normalised = [(text, stats.normalise(offsets.astype(np.float32))) for text, offsets in lines]
         result = evaluate_lines(run.model, normalised, run.config.batch_size, run.vocab, cls.forward)
-        return {**result, "split": split, "data": config.data or "synthetic"}
+        return {**result, "split": split, "data": source}
 
     @classmethod
     def describe(cls, result: dict, vocab) -> str:
@@ -238,6 +219,33 @@ def evaluate_lines(model, lines: list[tuple], batch_size: int, vocab: Vocab, for
     total, points = world.total(total, points)
     return {"loss": total / len(lines), "nats_per_line": total / len(lines), "nats_per_point": total / points,
             "lines": len(lines), "points": points}
+
+
+def scored_lines(task, run, data: str | None, split: str) -> tuple[list[tuple], str]:
+    """The ``(text, offsets)`` lines an evaluation of a pen ``run`` scores (raw units, thinned as in training,
+    kept by ``task.usable``): its own validation split, or every line at ``data`` (``split="all"``); and
+    where they come from ("synthetic" or the data's path)."""
+    if split not in ("valid", "all"):
+        raise UserError(f"--split must be valid or all for a {task.name} run, got {split}")
+    config = replace(run.config, data=data or _trained_on(run))
+    if split == "all":
+        if not config.data:
+            raise UserError("--split all scores every line of --data PATH (an IAM-OnDB folder or archive)")
+        lines = iamondb.load_iamondb(config.data)[0]
+        lines = thin([(line.text, line.offsets) for line in lines], config.point_stride)
+        lines = task.usable(lines, config, "scored")
+    elif config.data:  # the run's own split of these forms; its training side is not needed
+        every = iamondb.load_iamondb(config.data)[0]
+        lines = strokes.split_by_form(every, config.valid_fraction)[1]
+        if not lines:
+            raise UserError(f"the run's split by form (valid_fraction={config.valid_fraction:g}) holds none of "
+                            f"the {len({line.form_id for line in every})} forms at {config.data} for validation; "
+                            f"score every line with --split all")
+        lines = thin([(line.text, line.offsets) for line in lines], config.point_stride)
+        lines = task.usable(lines, config, "validation")
+    else:
+        lines = task.usable(load_lines(config)[1], config, "validation")
+    return lines, config.data or "synthetic"
 
 
 def _trained_on(run) -> str:

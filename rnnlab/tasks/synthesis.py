@@ -17,6 +17,7 @@ import logging
 import torch
 
 from ..config import MAX_COUNT, at_least, at_most, shown
+from ..data.strokes import ALPHABET
 from ..data.text import Vocab
 from ..errors import UserError
 from ..models import HandwritingSynthesizer
@@ -26,13 +27,9 @@ from .pen import MAX_MIXTURES, PenConfig, PenTask
 
 log = logging.getLogger(__name__)
 
-# What the synthesis network writes by default: every character of the IAM-OnDB transcriptions but "[", "]"
-# and "*" (5 of 10,100 training lines), which are skipped, counted, in training. Rare letters (Q, X, Z: 17, 3
-# and 5 lines) stay in: a letter outside the alphabet is an error at write time, never silently dropped.
 # The writing speed a run may record: IAM-OnDB lines take 0.05 characters per point (0.1 at point_stride 2);
 # outside these bounds the cap of points is absurd (1e-30: 10^30 points) or no line gets a point per character.
 MIN_PACE, MAX_PACE = 1e-4, 10.0
-ALPHABET = " !\"#&'()+,-./0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 @dataclass

@@ -21,6 +21,9 @@ TINY_KEYS = {
     "classify": dict(hidden_size=8, train_size=40, valid_size=10, seq_len=6),
     "handwriting": dict(hidden_size=8, num_layers=1, synthetic_lines=20, batch_size=4, sample_points=0),
     "synthesis": dict(hidden_size=8, num_layers=2, synthetic_lines=20, batch_size=4, sample_points=0),
+    "recognize": dict(hidden_size=8, num_layers=2, conv_channels=4, synthetic_lines=20, batch_size=4, lm_order=3,
+                      precision="fp32"),
+    "seq2seq": dict(hidden_size=8, embedding_size=4, batch_size=4, valid_pairs=10, max_length=5),
 }
 
 
@@ -39,7 +42,7 @@ def _config(name, data):
 
 
 def test_every_task_implements_every_member():
-    assert sorted(TASKS) == ["charlm", "classify", "handwriting", "synthesis", "wordlm"]
+    assert sorted(TASKS) == ["charlm", "classify", "handwriting", "recognize", "seq2seq", "synthesis", "wordlm"]
     for name, task in TASKS.items():
         assert issubclass(task, Task) and not task.__abstractmethods__, name
         assert task.name == name and task.generates in GENERATES and "state" in task.model_signature
@@ -80,6 +83,7 @@ def test_a_task_trains_evaluates_describes_and_generates_through_the_protocol(na
         "text": lambda: "".join(spec.sample_text(model, task.config, task.vocab, "", 5, 1.0, 0, 1.0, generator)),
         "strokes": lambda: spec.sample_strokes(model, task.config, 5, 0.0, generator),
         "handwriting": lambda: list(spec.write_stream(model, task.config, task.vocab, ["ab"], 0.0, generator))[-1],
+        "translation": lambda: spec.translate(model, task.config, task.vocab, ["ab"], 2, 0.0),
     }
     for kind, attempt in attempts.items():
         if kind == spec.generates:

@@ -1,12 +1,13 @@
-// rnnlab serve: the page's entry (index.html loads this module; it imports the rest). Four panels over the
+// rnnlab serve: the page's entry (index.html loads this module; it imports the rest). Five panels over the
 // server's HTTP API and nothing else (no build step, no libraries): Write (text -> handwriting, drawn as
-// the points stream in), Your hand (a line drawn here primes the model's hand), Text (a language model
-// samples) and Training (loss curves as a run trains). Every error is the server's one line
-// ({"error": "..."}), shown as given in the panel that asked.
+// the points stream in), Your hand (a line drawn here primes the model's hand), Read (a line written here
+// is read as it grows), Text (a language model samples) and Training (loss curves as a run trains). Every
+// error is the server's one line ({"error": "..."}), shown as given in the panel that asked.
 //
 //   app.js       tabs, GET /api/models, the model lists; wires the panels
 //   write.js     the Write panel, its pen, styles and downloads     hand.js      the Your hand panel
-//   text.js      the Text panel                                    training.js  the Training panel
+//   read.js      the Read panel                                     pad.js       a canvas to draw a line on
+//   text.js      the Text panel                                     training.js  the Training panel
 //   writer.js    POST /api/write, drawn live into a panel           heatmap.js   the attention heat map
 //   strokes.js   offsets -> SVG paths, draw.py's layout             api.js       requests and their errors
 //   elements.js  elements by id, SVG elements, error lines
@@ -14,11 +15,12 @@
 import { failure, getJson } from "./api.js";
 import { $, showError } from "./elements.js";
 import { redrawHand, setUpHand } from "./hand.js";
+import { redrawRead, setUpRead } from "./read.js";
 import { setUpText } from "./text.js";
 import { setUpTraining, showTraining } from "./training.js";
 import { onPenChange, setUpWrite } from "./write.js";
 
-const TABS = ["write", "hand", "text", "training"];
+const TABS = ["write", "hand", "read", "text", "training"];
 
 function showTab(name) {
   const open = TABS.includes(name) ? name : "write";
@@ -28,6 +30,7 @@ function showTab(name) {
   }
   if (location.hash !== `#${open}`) history.replaceState(null, "", `#${open}`);
   if (open === "hand") redrawHand();
+  if (open === "read") redrawRead();
   showTraining(open === "training");
 }
 
@@ -62,10 +65,12 @@ async function start() {
   const writes = (m) => m.kind === "handwriting";
   offerPanel("write", fillModels($("write-model"), writes, served.models));
   offerPanel("hand", fillModels($("hand-model"), writes, served.models));
+  offerPanel("read", fillModels($("read-model"), (m) => m.kind === "reads", served.models));
   offerPanel("text", fillModels($("sample-model"), (m) => m.kind === "text", served.models));
   offerPanel("training", fillModels($("training-model"), (m) => m.metrics, served.models));
   const writers = [setUpWrite(served), setUpHand(served)];
   onPenChange(() => { for (const writer of writers) writer.restyle(); }); // one pen for both panels
+  setUpRead(served);
   setUpText(served);
   setUpTraining();
   document.body.dataset.ready = "true"; // for tests: the models are listed and the controls wired

@@ -1,0 +1,327 @@
+"""Sequence to sequence (many-to-many): an encoder-decoder with attention (``encoder_decoder.py``) on toy
+tasks generated from the seed (copy, reverse, sort, addition: Zaremba & Sutskever 2014's "Learning to
+Execute", with their curricula) or on tab-separated pairs from a file (``--data FILE``, ``data/pairs.py``;
+eng-fra: Tatoeba's English-French pairs, CC BY 2.0 FR).
+
+Toy tasks draw fresh pairs at every step (a pure function of the seed and the step, so a resumed run sees
+the same batches) and validate on a fixed set at the full difficulty. Pairs from a file are split by source
+sentence (no validation source is seen in training). Source and target share one vocabulary (the run's
+``vocab.json``; separate embeddings). The loss is cross-entropy per target token, ``<eos>`` included.
+
+Metrics: sequence accuracy (the output's tokens equal a reference's) and token accuracy (the share of the
+first reference's tokens, ``<eos>`` included, the output has at the same position); for word-level data,
+corpus BLEU (sacrebleu, on rnnlab's tokens) against every reference a source sentence has.
+
+Models: ``model(source (B, S), state=(source lengths (B,), decoder inputs (B, T))) -> (logits (B, T, V),
+attention (B, T, S) or None)``.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+import logging
+import math
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .. import decoding
+from ..config import MAX_COUNT, MAX_LAYERS, MAX_WIDTH, TrainConfig, at_least, at_most, choose
+from ..data import pairs as pairdata
+from ..data.order import shuffled_batch
+from ..data.text import Vocab
+from ..distributed import SINGLE, World
+from ..encoder_decoder import ATTENTION, CELLS, Seq2Seq
+from ..errors import UserError
+from .base import Preset, Task
+
+log = logging.getLogger(__name__)
+
+OUTPUT_CAP = (2, 10)  # an output stops at 2 x its source's tokens + 10: past any translation or toy answer
+MAX_BEAM = 256
+
+
+@dataclass
+class Config(TrainConfig):
+    data: str = ""                  # a file of SOURCE<TAB>TARGET lines; empty = the toy task
+    toy: str = "reverse"            # without data: copy, reverse, sort or addition
+    level: str = "char"             # tokens: char or word (words and punctuation, data/pairs.py)
+    lower: bool = False             # lower-case the text first (a smaller vocabulary; outputs lose case)
+    min_count: int = 1              # file data: tokens seen fewer times in training are <unk>
+    valid_fraction: float = 0.1     # file data: share of source sentences held out, all their pairs with them
+    min_length: int = 1             # copy, reverse, sort: symbols per sequence, from
+    max_length: int = 20            # ... to (the issue's 20 symbols)
+    digits: int = 9                 # addition: digits of each number (Zaremba & Sutskever: 9)
+    curriculum: str = "none"        # toy tasks: none, naive, mix or combined (Zaremba & Sutskever 2014, §4)
+    valid_pairs: int = 1000         # toy tasks: the fixed validation set, at the full difficulty
+    epoch_steps: int = 500          # toy tasks: steps that count as an epoch (their data never repeats)
+    embedding_size: int = 64
+    hidden_size: int = 128
+    num_layers: int = 1
+    cell: str = "lstm"              # lstm or gru
+    bidirectional: bool = True      # the encoder reads the source both ways
+    attention: str = "additive"     # additive (Bahdanau 2015), multiplicative (Luong 2015) or none (Sutskever 2014)
+    reverse_source: bool = False    # feed the source reversed (Sutskever et al.'s trick for the fixed vector)
+    dropout: float = 0.0
+    beam: int = 1                   # evaluate and translate: beam width (1: greedy)
+    length_penalty: float = 0.0     # the beam's alpha (Wu et al. 2016; 0: none)
+
+    def validate(self) -> None:
+        super().validate()
+        choose(self.toy, tuple(pairdata.TOY_TASKS), "toy")
+        choose(self.level, pairdata.LEVELS, "level")
+        choose(self.curriculum, pairdata.STRATEGIES, "curriculum")
+        choose(self.cell, tuple(CELLS), "cell")
+        choose(self.attention, ATTENTION, "attention")
+        at_least(self, 1, "min_count", "min_length", "max_length", "digits", "valid_pairs", "epoch_steps",
+                 "embedding_size", "hidden_size", "num_layers", "beam")
+        at_least(self, 0, "length_penalty")
+        at_most(self, MAX_WIDTH, "embedding_size", "hidden_size")
+        at_most(self, MAX_LAYERS, "num_layers")
+        at_most(self, MAX_COUNT, "min_count", "max_length", "valid_pairs", "epoch_steps")
+        at_most(self, 1000, "digits")
+        at_most(self, MAX_BEAM, "beam")
+        if self.min_length > self.max_length:
+            raise UserError(f"min_length {self.min_length} is above max_length {self.max_length}")
+        if not 0 < self.valid_fraction < 1:
+            raise UserError(f"valid_fraction must be between 0 and 1, got {self.valid_fraction}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+def _toy(toy: str, **keys) -> Config:
+    return Config(**{"toy": toy, "optimizer": "adam", "lr": 2e-3, "batch_size": 64, "epochs": 10, "clip": 5.0,
+                     "log_interval": 50, **keys})
+
+
+PRESETS = {
+    "reverse": Preset(_toy("reverse"), "reverse 1-20 of 20 symbols: a bidirectional LSTM encoder, additive attention"),
+    "copy": Preset(_toy("copy"), "copy 1-20 of 20 symbols: as reverse"),
+    "sort": Preset(_toy("sort"), "sort 1-20 of 20 symbols: as reverse"),
+    "addition": Preset(_toy("addition", digits=9, curriculum="combined", hidden_size=256, epochs=20),
+                       "two 9-digit numbers, Zaremba & Sutskever 2014's combined curriculum; additive attention"),
+    "eng-fra": Preset(Config(level="word", data="", embedding_size=128, hidden_size=256, dropout=0.2, optimizer="adam",
+                             lr=1e-3, batch_size=32, epochs=30, beam=5, length_penalty=0.6, log_interval=50),
+                      "Tatoeba English-French (--data .../eng-fra.txt): words, 256-unit LSTMs, additive attention, "
+                      "beam 5 with GNMT's length penalty 0.6"),
+}
+
+
+class Seq2SeqTask(Task):
+    """Pairs of sequences, an encoder-decoder, token cross-entropy (module docstring)."""
+
+    name = "seq2seq"
+    Config = Config
+    presets = PRESETS
+    default_preset = "reverse"
+    generates = "translation"
+    model_signature = ("model(source (B, S), state=(source lengths (B,), decoder inputs (B, T))) -> "
+                       "(logits (B, T, V), attention (B, T, S) or None)")
+    loss_is_token_mean = True
+
+    @classmethod
+    def loss_unit(cls, vocab) -> str:
+        return "nats per target token"
+
+    @classmethod
+    def build_model(cls, config: Config, vocab: Vocab) -> Seq2Seq:
+        return Seq2Seq(len(vocab), len(vocab), config.embedding_size, config.hidden_size, config.num_layers,
+                       config.cell, config.bidirectional, config.attention, config.dropout, pairdata.PAD_ID)
+
+    def __init__(self, config: Config, vocab: Vocab | None = None):
+        self.config = config
+        if config.data:
+            every = pairdata.read_pairs(config.data)
+            train, self.valid = pairdata.split_by_source(every, config.valid_fraction, config.seed)
+            self.vocab = vocab or pairdata.pair_vocab([t for p in train for t in (p.source, p.target)], config.level,
+                                                      config.min_count, config.lower)
+            self.train = self._encode(train)
+            self.steps_per_epoch = math.ceil(len(train) / config.batch_size)
+            source = f"{config.data}: {len(train):,} training and {len(self.valid):,} validation pairs"
+        else:
+            if config.level != "char":  # the eng-fra preset without its --data
+                raise UserError(f"level={config.level} reads a pairs file: give --data FILE (eng-fra: "
+                                f"../shared/data/translation/eng-fra.txt); the toy tasks are char-level")
+            rng = np.random.default_rng([config.seed, 1])  # the validation set: its own stream of the seed
+            self.valid = pairdata.toy_pairs(config.toy, config.valid_pairs, rng, **self._sizes())
+            self.vocab = vocab or pairdata.pair_vocab([self._alphabet()], "char")
+            self.train = None
+            self.steps_per_epoch = config.epoch_steps
+            source = f"toy task {config.toy} ({self._describe_sizes()}), curriculum {config.curriculum}"
+        log.info("data %s; a vocabulary of %d tokens", source, len(self.vocab))
+
+    def _sizes(self) -> dict:
+        c = self.config
+        return {"digits": c.digits} if c.toy == "addition" else {"min_length": c.min_length, "max_length": c.max_length}
+
+    def _describe_sizes(self) -> str:
+        c = self.config
+        return f"two {c.digits}-digit numbers" if c.toy == "addition" else f"{c.min_length}-{c.max_length} symbols"
+
+    def _alphabet(self) -> str:
+        return "0123456789" + pairdata.PLUS if self.config.toy == "addition" else pairdata.ALPHABET
+
+    def _encode(self, pairs: list) -> pairdata.EncodedPairs:
+        if self.config.reverse_source:
+            pairs = [pairdata.Pair(reverse_text(p.source, self.config.level), p.target, p.extra) for p in pairs]
+        return pairdata.encode(pairs, self.vocab, self.vocab, self.config.level, self.config.lower)
+
+    @staticmethod
+    def _tensors(encoded: pairdata.EncodedPairs) -> dict:
+        """A batch as the loop moves and splits it: a dict of its tensors (rows first)."""
+        return {name: getattr(encoded, name) for name in ("sources", "source_lengths", "decoder_inputs",
+                                                          "decoder_targets", "target_lengths")}
+
+    def train_batch(self, step: int):
+        c = self.config
+        if self.train is not None:
+            picked = shuffled_batch(step, len(self.train), c.batch_size, c.seed, self.train.source_lengths)
+            return self._tensors(self.train.batch(torch.as_tensor(picked))), True
+        rng = np.random.default_rng([c.seed, 0, step])
+        pairs = pairdata.curriculum_pairs(c.toy, c.batch_size, rng, c.curriculum, step, c.seed,
+                                          start=step * c.batch_size, **self._sizes())
+        return self._tensors(self._encode(pairs)), True
+
+    def loss(self, model, batch, state):
+        # a process's block of a batch may be padded past its own longest rows: harmless, padding is masked
+        logits, _ = model(batch["sources"], (batch["source_lengths"], batch["decoder_inputs"]))
+        targets = batch["decoder_targets"]
+        total = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=pairdata.PAD_ID,
+                                reduction="sum")
+        tokens = int((targets != pairdata.PAD_ID).sum())
+        return total / tokens, None, tokens
+
+    def evaluate(self, model, world: World = SINGLE) -> dict:
+        return score(model, self.config, self.vocab, self.valid, 1, 0.0, world)
+
+    @classmethod
+    def evaluate_run(cls, run, data: str | None = None, split: str = "valid") -> dict:
+        if split != "valid":
+            raise UserError(f"--split must be valid for a seq2seq run (its held-out pairs), got {split}")
+        config = run.config
+        if data is not None or config.data:
+            every = pairdata.read_pairs(data or config.data)
+            pairs = every if data else pairdata.split_by_source(every, config.valid_fraction, config.seed)[1]
+        else:
+            rng = np.random.default_rng([config.seed, 1])
+            task = cls.__new__(cls)
+            task.config = config
+            pairs = pairdata.toy_pairs(config.toy, config.valid_pairs, rng, **task._sizes())
+        result = score(run.model, config, run.vocab, pairs, config.beam, config.length_penalty, by_length=True)
+        return {**result, "data": data or config.data or f"toy {config.toy}", "beam": config.beam}
+
+    @classmethod
+    def describe(cls, result: dict, vocab) -> str:
+        line = (f"{result['data']}: sequence accuracy {100 * result['sequence_accuracy']:.2f} %, token accuracy "
+                f"{100 * result['token_accuracy']:.2f} %")
+        if "bleu" in result:
+            line += f", BLEU {result['bleu']:.2f}"
+        return line + f" (beam {result['beam']}) over {result['sources']:,} sources; loss {result['loss']:.4f}"
+
+    @classmethod
+    def translate(cls, model, config: Config, vocab: Vocab, texts: list, beam: int, alpha: float) -> list:
+        """``texts`` decoded by a beam of ``beam`` (1: greedy) at length penalty ``alpha``: a
+        ``decoding.Hypothesis`` each, its ``tokens`` as text in ``text``."""
+        pairs = [pairdata.Pair(text, "") for text in texts]
+        if config.reverse_source:
+            pairs = [pairdata.Pair(reverse_text(p.source, config.level), "") for p in pairs]
+        encoded = pairdata.encode(pairs, vocab, vocab, config.level, config.lower)
+        return decode_all(model, encoded, config, vocab, beam, alpha)
+
+
+    @classmethod
+    def source_tokens(cls, config: Config, text: str) -> list:
+        """The tokens the encoder reads for ``text``, ``<eos>`` included (reversed, if the run reverses)."""
+        tokens = pairdata.tokenize(reverse_text(text, config.level) if config.reverse_source else text, config.level,
+                                   config.lower)
+        return tokens + [pairdata.EOS]
+
+    @classmethod
+    def target_tokens(cls, vocab: Vocab, hypothesis) -> list:
+        """The tokens of a decoded ``hypothesis``, ``<eos>`` included when it finished."""
+        return [vocab.tokens[t] for t in hypothesis.tokens] + ([pairdata.EOS] if hypothesis.finished else [])
+
+
+def reverse_text(text: str, level: str) -> str:
+    """``text`` with its tokens in reverse order (Sutskever et al. 2014's reversed source)."""
+    return pairdata.detokenize(pairdata.tokenize(text, level)[::-1], level)
+
+
+def decode_all(model, encoded: pairdata.EncodedPairs, config: Config, vocab: Vocab, beam: int, alpha: float) -> list:
+    """Every row of ``encoded`` decoded, capped at OUTPUT_CAP: ``(text, Hypothesis)`` pairs."""
+    device = next(model.parameters()).device
+    sources, lengths = encoded.sources.to(device), encoded.source_lengths.to(device)
+    cap = OUTPUT_CAP[0] * int(lengths.max()) + OUTPUT_CAP[1]
+    if beam == 1 and alpha == 0:
+        found = decoding.greedy(model, sources, lengths, pairdata.BOS_ID, pairdata.EOS_ID, cap)
+    else:
+        found = [decoding.beam_search(model, sources[i], int(lengths[i]), pairdata.BOS_ID, pairdata.EOS_ID,
+                                      OUTPUT_CAP[0] * int(lengths[i]) + OUTPUT_CAP[1], beam, alpha)
+                 for i in range(len(sources))]
+    return [(pairdata.decode(h.tokens, vocab, config.level), h) for h in found]
+
+
+@torch.inference_mode()
+def score(model, config: Config, vocab: Vocab, pairs: list, beam: int, alpha: float, world: World = SINGLE,
+          by_length: bool = False) -> dict:
+    """Loss, sequence and token accuracy (and BLEU for words) of ``pairs``, decoded as given, and with
+    ``by_length`` the sequence accuracy of each source length (in tokens); in a job of several processes each
+    scores its part of the sources and the sums are reduced (BLEU and by_length: in one process only)."""
+    model.eval()
+    references = defaultdict(list)
+    for p in pairs:
+        references[p.source].append(p.target)
+    sources = list(references)
+    mine = [sources[i] for i in world.part(len(sources))]
+    mine_pairs = [pairdata.Pair(s, references[s][0]) for s in mine]
+    nats, tokens, exact, matched, reference_tokens, hypotheses = 0.0, 0, 0, 0, 0, []
+    by_length = defaultdict(lambda: [0, 0])  # source tokens -> [exact, sources]
+    task = Seq2SeqTask.__new__(Seq2SeqTask)
+    task.config, task.vocab = config, vocab
+    device = next(model.parameters()).device
+    for start in range(0, len(mine_pairs), config.batch_size):
+        chunk = mine_pairs[start : start + config.batch_size]
+        encoded = task._encode(chunk)
+        batch = {k: v.to(device) for k, v in task._tensors(encoded).items()}
+        loss, _, count = task.loss(model, batch, None)
+        nats += float(loss) * count
+        tokens += count
+        for (text, hypothesis), pair, row in zip(decode_all(model, encoded, config, vocab, beam, alpha), chunk,
+                                                 encoded.decoder_targets.tolist()):
+            said = [vocab.tokens[t] for t in hypothesis.tokens]
+            hypotheses.append(" ".join(said))
+            right = any(said == as_tokens(ref, config) for ref in references[pair.source])
+            exact += right
+            length = len(pairdata.tokenize(pair.source, config.level, config.lower))
+            by_length[length][0] += right
+            by_length[length][1] += 1
+            wanted = [t for t in row if t != pairdata.PAD_ID]
+            got = hypothesis.tokens + ([pairdata.EOS_ID] if hypothesis.finished else [])
+            matched += sum(a == b for a, b in zip(wanted, got))
+            reference_tokens += len(wanted)
+    nats, tokens, exact, matched, reference_tokens = world.total(nats, tokens, exact, matched, reference_tokens)
+    result = {"loss": nats / tokens, "sequence_accuracy": exact / len(sources),
+              "token_accuracy": matched / reference_tokens, "sources": len(sources), "pairs": len(pairs)}
+    if world.size == 1:  # what needs every output in one place
+        if by_length:
+            result["accuracy_by_length"] = {n: right / count for n, (right, count) in sorted(by_length.items())}
+        if config.level == "word":
+            result["bleu"] = bleu(hypotheses, [[" ".join(as_tokens(r, config)) for r in references[s]] for s in mine])
+    return result
+
+
+def as_tokens(text: str, config: Config) -> list:
+    """A reference as the tokens the model reads and writes (``<unk>`` for none: a reference keeps its words)."""
+    return pairdata.tokenize(text, config.level, config.lower)
+
+
+def bleu(hypotheses: list, references: list) -> float:
+    """Corpus BLEU (sacrebleu) of ``hypotheses`` against every reference of each source, both as rnnlab's
+    word tokens joined by spaces (so ``tokenize="none"``: the tokens are scored as the model sees them, which
+    is not the detokenised SacreBLEU of the WMT papers). A source with fewer references than the most has its
+    missing ones left out."""
+    import sacrebleu
+
+    most = max(len(r) for r in references)
+    streams = [[r[k] if k < len(r) else None for r in references] for k in range(most)]
+    return float(sacrebleu.corpus_bleu(hypotheses, streams, tokenize="none").score)
