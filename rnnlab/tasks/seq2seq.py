@@ -275,7 +275,7 @@ def score(model, config: Config, vocab: Vocab, pairs: list, beam: int, alpha: fl
     mine = [sources[i] for i in world.part(len(sources))]
     mine_pairs = [pairdata.Pair(s, references[s][0]) for s in mine]
     nats, tokens, exact, matched, reference_tokens, hypotheses = 0.0, 0, 0, 0, 0, []
-    by_length = defaultdict(lambda: [0, 0])  # source tokens -> [exact, sources]
+    per_length = defaultdict(lambda: [0, 0])  # source tokens -> [exact, sources]
     task = Seq2SeqTask.__new__(Seq2SeqTask)
     task.config, task.vocab = config, vocab
     device = next(model.parameters()).device
@@ -293,8 +293,8 @@ def score(model, config: Config, vocab: Vocab, pairs: list, beam: int, alpha: fl
             right = any(said == as_tokens(ref, config) for ref in references[pair.source])
             exact += right
             length = len(pairdata.tokenize(pair.source, config.level, config.lower))
-            by_length[length][0] += right
-            by_length[length][1] += 1
+            per_length[length][0] += right
+            per_length[length][1] += 1
             wanted = [t for t in row if t != pairdata.PAD_ID]
             got = hypothesis.tokens + ([pairdata.EOS_ID] if hypothesis.finished else [])
             matched += sum(a == b for a, b in zip(wanted, got))
@@ -304,7 +304,7 @@ def score(model, config: Config, vocab: Vocab, pairs: list, beam: int, alpha: fl
               "token_accuracy": matched / reference_tokens, "sources": len(sources), "pairs": len(pairs)}
     if world.size == 1:  # what needs every output in one place
         if by_length:
-            result["accuracy_by_length"] = {n: right / count for n, (right, count) in sorted(by_length.items())}
+            result["accuracy_by_length"] = {n: right / count for n, (right, count) in sorted(per_length.items())}
         if config.level == "word":
             result["bleu"] = bleu(hypotheses, [[" ".join(as_tokens(r, config)) for r in references[s]] for s in mine])
     return result

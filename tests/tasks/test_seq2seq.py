@@ -25,6 +25,7 @@ def reverser(tmp_path_factory):
 def test_a_small_encoder_decoder_learns_to_reverse(reverser):
     valid = [r for r in reverser.folder.read_metrics()[0] if r["split"] == "valid"]
     assert valid[-1]["sequence_accuracy"] >= 0.95 and valid[-1]["token_accuracy"] >= 0.98
+    assert "accuracy_by_length" not in valid[-1]  # the evaluation's, not the training log's
     assert reverser.translate("abcdefg\nhello") == "gfedcba\nolleh"
     scored = reverser.evaluate()
     assert scored["sequence_accuracy"] == pytest.approx(valid[-1]["sequence_accuracy"])
