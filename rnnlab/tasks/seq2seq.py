@@ -135,61 +135,37 @@ class Seq2SeqTask(Task):
             train, self.valid = pairdata.split_by_source(every, config.valid_fraction, config.seed)
             self.vocab = vocab or pairdata.pair_vocab([t for p in train for t in (p.source, p.target)], config.level,
                                                       config.min_count, config.lower)
-            self.train = self._encode(train)
+            self.train = encode_pairs(train, config, self.vocab)
             self.steps_per_epoch = math.ceil(len(train) / config.batch_size)
             source = f"{config.data}: {len(train):,} training and {len(self.valid):,} validation pairs"
         else:
             if config.level != "char":  # the eng-fra preset without its --data
                 raise UserError(f"level={config.level} reads a pairs file: give --data FILE (eng-fra: "
                                 f"../shared/data/translation/eng-fra.txt); the toy tasks are char-level")
-            rng = np.random.default_rng([config.seed, 1])  # the validation set: its own stream of the seed
-            self.valid = pairdata.toy_pairs(config.toy, config.valid_pairs, rng, **self._sizes())
-            self.vocab = vocab or pairdata.pair_vocab([self._alphabet()], "char")
+            self.valid = toy_validation(config)
+            alphabet = "0123456789" + pairdata.PLUS if config.toy == "addition" else pairdata.ALPHABET
+            self.vocab = vocab or pairdata.pair_vocab([alphabet], "char")
             self.train = None
             self.steps_per_epoch = config.epoch_steps
             source = f"toy task {config.toy} ({self._describe_sizes()}), curriculum {config.curriculum}"
         log.info("data %s; a vocabulary of %d tokens", source, len(self.vocab))
 
-    def _sizes(self) -> dict:
-        c = self.config
-        return {"digits": c.digits} if c.toy == "addition" else {"min_length": c.min_length, "max_length": c.max_length}
-
     def _describe_sizes(self) -> str:
         c = self.config
         return f"two {c.digits}-digit numbers" if c.toy == "addition" else f"{c.min_length}-{c.max_length} symbols"
-
-    def _alphabet(self) -> str:
-        return "0123456789" + pairdata.PLUS if self.config.toy == "addition" else pairdata.ALPHABET
-
-    def _encode(self, pairs: list) -> pairdata.EncodedPairs:
-        if self.config.reverse_source:
-            pairs = [pairdata.Pair(reverse_text(p.source, self.config.level), p.target, p.extra) for p in pairs]
-        return pairdata.encode(pairs, self.vocab, self.vocab, self.config.level, self.config.lower)
-
-    @staticmethod
-    def _tensors(encoded: pairdata.EncodedPairs) -> dict:
-        """A batch as the loop moves and splits it: a dict of its tensors (rows first)."""
-        return {name: getattr(encoded, name) for name in ("sources", "source_lengths", "decoder_inputs",
-                                                          "decoder_targets", "target_lengths")}
 
     def train_batch(self, step: int):
         c = self.config
         if self.train is not None:
             picked = shuffled_batch(step, len(self.train), c.batch_size, c.seed, self.train.source_lengths)
-            return self._tensors(self.train.batch(torch.as_tensor(picked))), True
+            return as_batch(self.train.batch(torch.as_tensor(picked))), True
         rng = np.random.default_rng([c.seed, 0, step])
         pairs = pairdata.curriculum_pairs(c.toy, c.batch_size, rng, c.curriculum, step, c.seed,
-                                          start=step * c.batch_size, **self._sizes())
-        return self._tensors(self._encode(pairs)), True
+                                          start=step * c.batch_size, **toy_sizes(c))
+        return as_batch(encode_pairs(pairs, c, self.vocab)), True
 
     def loss(self, model, batch, state):
-        # a process's block of a batch may be padded past its own longest rows: harmless, padding is masked
-        logits, _ = model(batch["sources"], (batch["source_lengths"], batch["decoder_inputs"]))
-        targets = batch["decoder_targets"]
-        total = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=pairdata.PAD_ID,
-                                reduction="sum")
-        tokens = int((targets != pairdata.PAD_ID).sum())
-        return total / tokens, None, tokens
+        return token_loss(model, batch)
 
     def evaluate(self, model, world: World = SINGLE) -> dict:
         return score(model, self.config, self.vocab, self.valid, 1, 0.0, world)
@@ -203,10 +179,7 @@ class Seq2SeqTask(Task):
             every = pairdata.read_pairs(data or config.data)
             pairs = every if data else pairdata.split_by_source(every, config.valid_fraction, config.seed)[1]
         else:
-            rng = np.random.default_rng([config.seed, 1])
-            task = cls.__new__(cls)
-            task.config = config
-            pairs = pairdata.toy_pairs(config.toy, config.valid_pairs, rng, **task._sizes())
+            pairs = toy_validation(config)
         result = score(run.model, config, run.vocab, pairs, config.beam, config.length_penalty, by_length=True)
         return {**result, "data": data or config.data or f"toy {config.toy}", "beam": config.beam}
 
@@ -222,10 +195,7 @@ class Seq2SeqTask(Task):
     def translate(cls, model, config: Config, vocab: Vocab, texts: list, beam: int, alpha: float) -> list:
         """``texts`` decoded by a beam of ``beam`` (1: greedy) at length penalty ``alpha``: a
         ``decoding.Hypothesis`` each, its ``tokens`` as text in ``text``."""
-        pairs = [pairdata.Pair(text, "") for text in texts]
-        if config.reverse_source:
-            pairs = [pairdata.Pair(reverse_text(p.source, config.level), "") for p in pairs]
-        encoded = pairdata.encode(pairs, vocab, vocab, config.level, config.lower)
+        encoded = encode_pairs([pairdata.Pair(text, "") for text in texts], config, vocab)
         return decode_all(model, encoded, config, vocab, beam, alpha)
 
 
@@ -240,6 +210,42 @@ class Seq2SeqTask(Task):
     def target_tokens(cls, vocab: Vocab, hypothesis) -> list:
         """The tokens of a decoded ``hypothesis``, ``<eos>`` included when it finished."""
         return [vocab.tokens[t] for t in hypothesis.tokens] + ([pairdata.EOS] if hypothesis.finished else [])
+
+
+def toy_sizes(config: Config) -> dict:
+    """The toy task's own size keywords (data/pairs.py's generators)."""
+    c = config
+    return {"digits": c.digits} if c.toy == "addition" else {"min_length": c.min_length, "max_length": c.max_length}
+
+
+def toy_validation(config: Config) -> list:
+    """The toy task's fixed validation pairs, at the full difficulty: their own stream of the seed."""
+    return pairdata.toy_pairs(config.toy, config.valid_pairs, np.random.default_rng([config.seed, 1]),
+                              **toy_sizes(config))
+
+
+def encode_pairs(pairs: list, config: Config, vocab: Vocab) -> pairdata.EncodedPairs:
+    """``pairs`` as padded ids, the sources reversed if the run reverses them."""
+    if config.reverse_source:
+        pairs = [pairdata.Pair(reverse_text(p.source, config.level), p.target, p.extra) for p in pairs]
+    return pairdata.encode(pairs, vocab, vocab, config.level, config.lower)
+
+
+def as_batch(encoded: pairdata.EncodedPairs) -> dict:
+    """A batch as the loop moves and splits it: a dict of its tensors (rows first)."""
+    return {name: getattr(encoded, name) for name in ("sources", "source_lengths", "decoder_inputs",
+                                                      "decoder_targets", "target_lengths")}
+
+
+def token_loss(model, batch: dict) -> tuple:
+    """``(mean cross-entropy per target token, None, tokens)`` of an :func:`as_batch` batch. A process's block
+    of a batch may be padded past its own longest rows: harmless, padding is masked."""
+    logits, _ = model(batch["sources"], (batch["source_lengths"], batch["decoder_inputs"]))
+    targets = batch["decoder_targets"]
+    total = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=pairdata.PAD_ID,
+                            reduction="sum")
+    tokens = int((targets != pairdata.PAD_ID).sum())
+    return total / tokens, None, tokens
 
 
 def reverse_text(text: str, level: str) -> str:
@@ -276,14 +282,12 @@ def score(model, config: Config, vocab: Vocab, pairs: list, beam: int, alpha: fl
     mine_pairs = [pairdata.Pair(s, references[s][0]) for s in mine]
     nats, tokens, exact, matched, reference_tokens, hypotheses = 0.0, 0, 0, 0, 0, []
     per_length = defaultdict(lambda: [0, 0])  # source tokens -> [exact, sources]
-    task = Seq2SeqTask.__new__(Seq2SeqTask)
-    task.config, task.vocab = config, vocab
     device = next(model.parameters()).device
     for start in range(0, len(mine_pairs), config.batch_size):
         chunk = mine_pairs[start : start + config.batch_size]
-        encoded = task._encode(chunk)
-        batch = {k: v.to(device) for k, v in task._tensors(encoded).items()}
-        loss, _, count = task.loss(model, batch, None)
+        encoded = encode_pairs(chunk, config, vocab)
+        batch = {k: v.to(device) for k, v in as_batch(encoded).items()}
+        loss, _, count = token_loss(model, batch)
         nats += float(loss) * count
         tokens += count
         for (text, hypothesis), pair, row in zip(decode_all(model, encoded, config, vocab, beam, alpha), chunk,
