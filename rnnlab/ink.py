@@ -22,7 +22,7 @@ import numpy as np
 from .data.strokes import absolute_to_offsets, offsets_to_points
 from .errors import UserError
 from .files import JSONError, read_json
-from .writing import FLOAT32_MAX
+from .writing import point_rows
 
 FEATURES = 4  # dx, dy, pen lift, height
 RESAMPLE_STEP = 0.2  # scales between resampled points (module docstring, step 2)
@@ -112,7 +112,7 @@ def read_strokes(path: str) -> list[np.ndarray]:
 def from_screen(points) -> np.ndarray:
     """Offsets of a line drawn on a screen: ``points`` ``(N, 3)`` absolute ``(x, y, end_of_stroke)`` with y
     pointing down, in any unit; one line saying what is wrong otherwise."""
-    drawn = _offsets({"offsets": points})
+    drawn = point_rows(points, 1)
     if drawn is None:
         raise UserError("the drawing must be [[x, y, end_of_stroke], ...] with at least one point of finite numbers")
     drawn[:, 1] = -drawn[:, 1]  # screens count y downwards; the data counts it upwards
@@ -122,12 +122,6 @@ def from_screen(points) -> np.ndarray:
 def _offsets(entry) -> np.ndarray | None:
     """The ``"offsets"`` of a JSON entry as float64 ``(N, 3)``, or None where they are not rows of 3 numbers."""
     try:
-        rows = entry["offsets"]
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in rows for v in row)
-        offsets = np.asarray(rows, dtype=np.float64) if numbers else None  # no "1" read as 1.0
-    except (TypeError, KeyError, ValueError, OverflowError, IndexError):
+        return point_rows(entry["offsets"], 1)
+    except (TypeError, KeyError, IndexError):
         return None
-    if offsets is None or offsets.ndim != 2 or offsets.shape[1:] != (3,) or not len(offsets) \
-            or not (np.abs(offsets) <= FLOAT32_MAX).all():  # NaN fails this too
-        return None
-    return offsets

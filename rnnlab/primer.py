@@ -22,7 +22,7 @@ import numpy as np
 from .data.strokes import StrokeStats, absolute_to_offsets
 from .errors import UserError
 from .ink import resample_stroke
-from .writing import FLOAT32_MAX, Style
+from .writing import Style, point_rows
 
 MIN_POINTS = 2  # a line of at least one step
 
@@ -58,12 +58,7 @@ def style_from_drawing(points, text: str, chars_per_point: float, stats: StrokeS
 def _checked(points) -> np.ndarray:
     """``points`` as a float64 ``(N, 3)`` array, or one line saying what is wrong with them."""
     expected = "the drawing must be [[x, y, end_of_stroke], ...] with at least 2 points of finite numbers"
-    try:
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in points for v in row)
-        drawn = np.asarray(points, dtype=np.float64) if numbers else None
-    except (TypeError, ValueError, OverflowError):
-        drawn = None
-    if drawn is None or drawn.ndim != 2 or drawn.shape[1:] != (3,) or len(drawn) < MIN_POINTS \
-            or not (np.abs(drawn) <= FLOAT32_MAX).all():  # NaN fails this too
+    drawn = point_rows(points, MIN_POINTS)
+    if drawn is None:
         raise UserError(expected)
-    return drawn.copy()
+    return drawn

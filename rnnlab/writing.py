@@ -37,6 +37,21 @@ CAP_FACTOR = 3.0  # a line stops after 3x its text's points at the training data
                   # lines are slower than 1.7x: 36 points per character against 21.8 on average)
 SUGGESTED_WRAP = 40  # characters: the --wrap an over-long line's error suggests, short of any trained limit
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # style offsets are float32: a larger number would be inf
+
+
+def point_rows(rows, at_least: int) -> np.ndarray | None:
+    """``rows`` (JSON lists) as float64 ``(N, 3)`` with ``N >= at_least``, or None where they are not rows of 3
+    numbers float32 can hold (the shared check of style files, strokes files and drawn points; each caller
+    says in its own words what was expected)."""
+    try:
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in rows for v in row)
+        array = np.array(rows, dtype=np.float64) if numbers else None  # a copy; no "1" read as 1.0
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if array is None or array.ndim != 2 or array.shape[1:] != (3,) or len(array) < at_least \
+            or not (np.abs(array) <= FLOAT32_MAX).all():  # NaN fails this too
+        return None
+    return array
 LINE_SPACING = 1.4  # page layout: baseline-to-baseline distance / the tallest line's height
 
 
@@ -168,13 +183,10 @@ def read_styles(path: str, single: bool = False) -> list[Style]:
     styles = []
     for entry in entries if isinstance(entries, list) else [None]:
         try:
-            text, rows = entry["text"], entry["offsets"]
-            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in rows for v in row)
-            offsets = np.asarray(rows, dtype=np.float64) if numbers else np.zeros(0)  # no "1" read as 1.0
-        except (TypeError, KeyError, ValueError, OverflowError):
-            text, offsets = None, np.zeros(0)
-        if not isinstance(text, str) or not text.strip() or offsets.ndim != 2 or offsets.shape[1:] != (3,) \
-                or len(offsets) < 2 or not (np.abs(offsets) <= FLOAT32_MAX).all():  # NaN fails this too
+            text, offsets = entry["text"], point_rows(entry["offsets"], 2)
+        except (TypeError, KeyError, IndexError):
+            text, offsets = None, None
+        if not isinstance(text, str) or not text.strip() or offsets is None:
             raise UserError(f"style file {path} must hold {{\"text\": \"...\", \"offsets\": [[dx, dy, end_of_stroke], "
                             f"...]}} with a non-empty text and at least 2 rows of 3 numbers float32 can hold")
         styles.append(Style(text.strip(), offsets.astype(np.float32)))
