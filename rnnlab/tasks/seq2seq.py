@@ -267,50 +267,65 @@ def decode_all(model, encoded: pairdata.EncodedPairs, config: Config, vocab: Voc
     return [(pairdata.decode(h.tokens, vocab, config.level), h) for h in found]
 
 
-@torch.inference_mode()
 def score(model, config: Config, vocab: Vocab, pairs: list, beam: int, alpha: float, world: World = SINGLE,
           by_length: bool = False) -> dict:
     """Loss, sequence and token accuracy (and BLEU for words) of ``pairs``, decoded as given, and with
-    ``by_length`` the sequence accuracy of each source length (in tokens); in a job of several processes each
-    scores its part of the sources and the sums are reduced (BLEU and by_length: in one process only)."""
-    model.eval()
+    ``by_length`` the sequence accuracy of each source length (in tokens). In a job of several processes each
+    scores its part of the sources and their :func:`part_sums` are added up: every figure, BLEU included, is
+    the one a single process gives."""
     references = defaultdict(list)
     for p in pairs:
         references[p.source].append(p.target)
     sources = list(references)
+    longest = max(len(pairdata.tokenize(s, config.level, config.lower)) for s in sources)
     mine = [sources[i] for i in world.part(len(sources))]
-    mine_pairs = [pairdata.Pair(s, references[s][0]) for s in mine]
-    nats, tokens, exact, matched, reference_tokens, hypotheses = 0.0, 0, 0, 0, 0, []
-    per_length = defaultdict(lambda: [0, 0])  # source tokens -> [exact, sources]
+    sums = {name: world.sum(value) for name, value in
+            part_sums(model, config, vocab, {s: references[s] for s in mine}, beam, alpha, longest).items()}
+    return summary(sums, config, len(sources), len(pairs), by_length)
+
+
+@torch.inference_mode()
+def part_sums(model, config: Config, vocab: Vocab, references: dict, beam: int, alpha: float, longest: int) -> dict:
+    """What :func:`summary` needs of the sources ``references`` holds (each with its targets), as float64
+    tensors that add up over parts: ``counts`` (nats, tokens, exact, matched, reference tokens), ``lengths``
+    (exact and sources per source length, 0 to ``longest``) and, for words, ``bleu`` (:func:`bleu_statistics`)."""
+    model.eval()
+    counts, lengths, hypotheses = np.zeros(5), np.zeros((2, longest + 1)), []
+    firsts = [pairdata.Pair(s, targets[0]) for s, targets in references.items()]
     device = next(model.parameters()).device
-    for start in range(0, len(mine_pairs), config.batch_size):
-        chunk = mine_pairs[start : start + config.batch_size]
+    for start in range(0, len(firsts), config.batch_size):
+        chunk = firsts[start : start + config.batch_size]
         encoded = encode_pairs(chunk, config, vocab)
         batch = {k: v.to(device) for k, v in as_batch(encoded).items()}
         loss, _, count = token_loss(model, batch)
-        nats += float(loss) * count
-        tokens += count
+        counts[:2] += float(loss) * count, count
         for (text, hypothesis), pair, row in zip(decode_all(model, encoded, config, vocab, beam, alpha), chunk,
                                                  encoded.decoder_targets.tolist()):
             said = [vocab.tokens[t] for t in hypothesis.tokens]
             hypotheses.append(" ".join(said))
             right = any(said == as_tokens(ref, config) for ref in references[pair.source])
-            exact += right
             length = len(pairdata.tokenize(pair.source, config.level, config.lower))
-            per_length[length][0] += right
-            per_length[length][1] += 1
+            lengths[:, length] += right, 1
             wanted = [t for t in row if t != pairdata.PAD_ID]
             got = hypothesis.tokens + ([pairdata.EOS_ID] if hypothesis.finished else [])
-            matched += sum(a == b for a, b in zip(wanted, got))
-            reference_tokens += len(wanted)
-    nats, tokens, exact, matched, reference_tokens = world.total(nats, tokens, exact, matched, reference_tokens)
-    result = {"loss": nats / tokens, "sequence_accuracy": exact / len(sources),
-              "token_accuracy": matched / reference_tokens, "sources": len(sources), "pairs": len(pairs)}
-    if world.size == 1:  # what needs every output in one place
-        if by_length:
-            result["accuracy_by_length"] = {n: right / count for n, (right, count) in sorted(per_length.items())}
-        if config.level == "word":
-            result["bleu"] = bleu(hypotheses, [[" ".join(as_tokens(r, config)) for r in references[s]] for s in mine])
+            counts[2:] += right, sum(a == b for a, b in zip(wanted, got)), len(wanted)
+    sums = {"counts": counts, "lengths": lengths}
+    if config.level == "word":
+        sums["bleu"] = bleu_statistics(hypotheses, [[" ".join(as_tokens(r, config)) for r in targets]
+                                                    for targets in references.values()])
+    return {name: torch.tensor(value, dtype=torch.float64) for name, value in sums.items()}
+
+
+def summary(sums: dict, config: Config, sources: int, pairs: int, by_length: bool) -> dict:
+    """The figures :func:`score` reports, from the :func:`part_sums` of every part."""
+    nats, tokens, exact, matched, reference_tokens = sums["counts"].tolist()
+    result = {"loss": nats / tokens, "sequence_accuracy": exact / sources, "token_accuracy": matched / reference_tokens,
+              "sources": sources, "pairs": pairs}
+    if by_length:
+        result["accuracy_by_length"] = {n: right / count for n, (right, count) in enumerate(sums["lengths"].T.tolist())
+                                        if count}
+    if config.level == "word":
+        result["bleu"] = bleu_from(sums["bleu"].tolist())
     return result
 
 
@@ -319,13 +334,36 @@ def as_tokens(text: str, config: Config) -> list:
     return pairdata.tokenize(text, config.level, config.lower)
 
 
-def bleu(hypotheses: list, references: list) -> float:
-    """Corpus BLEU (sacrebleu) of ``hypotheses`` against every reference of each source, both as rnnlab's
-    word tokens joined by spaces (so ``tokenize="none"``: the tokens are scored as the model sees them, which
-    is not the detokenised SacreBLEU of the WMT papers). A source with fewer references than the most has its
-    missing ones left out."""
+BLEU_ORDER = 4  # sacrebleu's default n-gram order
+
+
+def bleu_statistics(hypotheses: list, references: list) -> list:
+    """Corpus BLEU's sufficient statistics (sacrebleu) of ``hypotheses`` against every reference of each
+    source, both as rnnlab's word tokens joined by spaces (so ``tokenize="none"``: the tokens are scored as the
+    model sees them, which is not the detokenised SacreBLEU of the WMT papers): the matched and the total
+    n-grams of each order, the output length and the closest reference length, summed over the sentences,
+    so that parts add up to the whole. A source with fewer references than the most has its missing ones
+    left out."""
     import sacrebleu
 
+    if not hypotheses:
+        return [0] * (2 * BLEU_ORDER + 2)
     most = max(len(r) for r in references)
     streams = [[r[k] if k < len(r) else None for r in references] for k in range(most)]
-    return float(sacrebleu.corpus_bleu(hypotheses, streams, tokenize="none").score)
+    scored = sacrebleu.corpus_bleu(hypotheses, streams, tokenize="none")
+    return [*scored.counts, *scored.totals, scored.sys_len, scored.ref_len]
+
+
+def bleu_from(statistics: list) -> float:
+    """Corpus BLEU from :func:`bleu_statistics` (or their sum over parts), smoothed as ``corpus_bleu``."""
+    from sacrebleu.metrics import BLEU
+
+    n = BLEU_ORDER
+    counts, totals = [int(v) for v in statistics[:n]], [int(v) for v in statistics[n : 2 * n]]
+    sys_len, ref_len = (int(v) for v in statistics[2 * n :])
+    return float(BLEU.compute_bleu(counts, totals, sys_len, ref_len, smooth_method="exp").score)
+
+
+def bleu(hypotheses: list, references: list) -> float:
+    """Corpus BLEU of ``hypotheses`` against every reference of each source (:func:`bleu_statistics`)."""
+    return bleu_from(bleu_statistics(hypotheses, references))

@@ -64,13 +64,39 @@ def test_pairs_from_a_file_split_by_source_with_bleu(tmp_path):
     data = tmp_path / "pairs.tsv"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     run = rnnlab.train("seq2seq", str(tmp_path / "run"), data=str(data), level="word", hidden_size=32,
-                       embedding_size=16, batch_size=16, max_steps=40, eval_interval=20, valid_fraction=0.3,
+                       embedding_size=16, batch_size=16, max_steps=200, eval_interval=100, valid_fraction=0.3, lr=3e-3,
                        device="cpu", seed=1)
     scored = run.evaluate()
     assert 0.0 <= scored["bleu"] <= 100.0 and scored["pairs"] == 2 * scored["sources"]
     train, valid = pairdata.split_by_source(pairdata.read_pairs(str(data)), 0.3, 1)
     assert scored["pairs"] == len(valid) and not {p.source for p in train} & {p.source for p in valid}
     assert "CC-BY" not in run.vocab.tokens and "attribution" not in run.vocab.tokens  # never read as text
+    check_parts_add_up(run, valid)
+
+
+def check_parts_add_up(run, pairs):
+    """A job of several processes scores each part of the sources and adds up the parts' sums: for three
+    uneven parts that gives exactly one process's figures, BLEU and accuracy by length included."""
+    from rnnlab.tasks import seq2seq
+
+    config = run.config
+    whole = seq2seq.score(run.model, config, run.vocab, pairs, 2, 0.6, by_length=True)
+    references = {}
+    for p in pairs:
+        references.setdefault(p.source, []).append(p.target)
+    sources = list(references)
+    longest = max(len(pairdata.tokenize(s, "word")) for s in sources)
+    cuts = [0, 1, len(sources) // 2, len(sources)]  # a part of one source, and two larger ones
+    parts = [seq2seq.part_sums(run.model, config, run.vocab, {s: references[s] for s in sources[a:b]}, 2, 0.6,
+                               longest) for a, b in zip(cuts, cuts[1:])]
+    added = {name: sum(part[name] for part in parts) for name in parts[0]}
+    pooled = seq2seq.summary(added, config, len(sources), len(pairs), by_length=True)
+    assert pooled.pop("accuracy_by_length") == pytest.approx(whole.pop("accuracy_by_length"))
+    assert pooled == pytest.approx(whole)
+    assert 0 < whole["bleu"] < 100
+    # and BLEU from a part alone is not the whole's: the check above can fail
+    alone = seq2seq.summary(parts[2], config, len(sources), len(pairs), by_length=False)["bleu"]
+    assert alone != pytest.approx(whole["bleu"])
 
 
 def test_resume_is_bit_identical(tmp_path):
