@@ -123,6 +123,13 @@ def test_bad_inputs_are_one_line(reverser, tmp_path, capsys):
     assert json.loads((tmp_path / "none" / "config.json").read_text())["config"]["attention"] == "none"
 
 
+def test_bleu_of_tokens_does_not_warn_about_tokenised_text(capsys, caplog):
+    from rnnlab.tasks.seq2seq import bleu
+
+    assert bleu(["the cat sat on the mat ."] * 120, [["the cat sat on the mat ."]] * 120) == pytest.approx(100.0)
+    assert "detokenize" not in capsys.readouterr().err + caplog.text  # sacrebleu's warning, by default
+
+
 def test_bleu_counts_every_reference_of_a_source():
     import sacrebleu
 
