@@ -153,7 +153,8 @@ def parser() -> argparse.ArgumentParser:
                                   "classify: a JSONL file; handwriting, synthesis: the IAM-OnDB folder or .tar.xz "
                                   "(needed for builtin:handwriting)")
     e.add_argument("--split", choices=["valid", "test", "all"], default="valid",
-                   help="wordlm: valid or test; handwriting: valid, or all = every line at --data (default valid)")
+                   help="wordlm: valid or test; seq2seq toy tasks: valid, or test = 10,000 pairs of their own; "
+                        "handwriting: valid, or all = every line at --data (default valid)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--legibility", action="store_true",
                    help="a synthesis run: write texts, read them back with --reader, and report the error rates "

@@ -172,16 +172,18 @@ class Seq2SeqTask(Task):
 
     @classmethod
     def evaluate_run(cls, run, data: str | None = None, split: str = "valid") -> dict:
-        if split != "valid":
-            raise UserError(f"--split must be valid for a seq2seq run (its held-out pairs), got {split}")
         config = run.config
-        if data is not None or config.data:
+        toy = data is None and not config.data
+        if split not in (("valid", "test") if toy else ("valid",)):
+            raise UserError(f"--split must be valid (its held-out pairs){' or test' if toy else ''} for a seq2seq "
+                            f"run {'of a toy task' if toy else 'of pairs from a file'}, got {split}")
+        if toy:
+            pairs = toy_validation(config, split)
+        else:
             every = pairdata.read_pairs(data or config.data)
             pairs = every if data else pairdata.split_by_source(every, config.valid_fraction, config.seed)[1]
-        else:
-            pairs = toy_validation(config)
         result = score(run.model, config, run.vocab, pairs, config.beam, config.length_penalty, by_length=True)
-        return {**result, "data": data or config.data or f"toy {config.toy}", "beam": config.beam}
+        return {**result, "data": data or config.data or f"toy {config.toy} ({split})", "beam": config.beam}
 
     @classmethod
     def describe(cls, result: dict, vocab) -> str:
@@ -218,10 +220,14 @@ def toy_sizes(config: Config) -> dict:
     return {"digits": c.digits} if c.toy == "addition" else {"min_length": c.min_length, "max_length": c.max_length}
 
 
-def toy_validation(config: Config) -> list:
-    """The toy task's fixed validation pairs, at the full difficulty: their own stream of the seed."""
-    return pairdata.toy_pairs(config.toy, config.valid_pairs, np.random.default_rng([config.seed, 1]),
-                              **toy_sizes(config))
+TEST_PAIRS = 10_000  # a toy task's test set: a standard error of 0.1 % at 99 % sequence accuracy
+
+
+def toy_validation(config: Config, split: str = "valid") -> list:
+    """The toy task's fixed pairs of ``split``, at the full difficulty: ``valid_pairs`` (valid) or TEST_PAIRS
+    (test), each split from its own stream of the seed (training draws from a third)."""
+    count, stream = (config.valid_pairs, 1) if split == "valid" else (TEST_PAIRS, 2)
+    return pairdata.toy_pairs(config.toy, count, np.random.default_rng([config.seed, stream]), **toy_sizes(config))
 
 
 def encode_pairs(pairs: list, config: Config, vocab: Vocab) -> pairdata.EncodedPairs:

@@ -38,6 +38,18 @@ def test_a_small_encoder_decoder_learns_to_reverse(reverser):
     assert rnnlab.load(reverser.path).translate("tqs", beam=4) == "sqt"
 
 
+def test_a_toy_test_split_is_10000_pairs_of_their_own(reverser, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", reverser.path, "--split", "test", "--json"]) == 0
+    tested = json.loads(capsys.readouterr().out)
+    assert tested["pairs"] == 10_000 and tested["data"] == "toy reverse (test)"
+    assert tested["sequence_accuracy"] >= 0.9  # the same skill on pairs it was never validated on
+    test = pairdata.toy_pairs("reverse", 10_000, np.random.default_rng([3, 2]), max_length=8)
+    valid = pairdata.toy_pairs("reverse", 300, np.random.default_rng([3, 1]), max_length=8)
+    assert tested["sources"] == len({p.source for p in test})
+    assert [p.source for p in test[:300]] != [p.source for p in valid]  # another stream of the seed
+
+
 def test_translate_reads_stdin_and_plots_the_attention(reverser, tmp_path, capsys, monkeypatch):
     import io
 
@@ -111,6 +123,8 @@ def test_bad_inputs_are_one_line(reverser, tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("one\tun\ntwo deux\n", encoding="utf-8")
     fails(capsys, ["train", "seq2seq", "--data", str(bad), "--out", str(tmp_path / "x")], "line 2")
+    fails(capsys, ["evaluate", reverser.path, "--data", str(bad), "--split", "test"], "--split must be valid",
+          "pairs from a file")
     fails(capsys, ["train", "seq2seq", "--out", str(tmp_path / "y"), "--set", "toy=divide"], "toy")
     fails(capsys, ["train", "seq2seq", "--out", str(tmp_path / "z"), "--set", "attention=dot"], "attention")
     fails(capsys, ["train", "seq2seq", "--preset", "eng-fra", "--out", str(tmp_path / "w")], "give --data FILE")
