@@ -142,7 +142,7 @@ class Seq2SeqTask(Task):
             if config.level != "char":  # the eng-fra preset without its --data
                 raise UserError(f"level={config.level} reads a pairs file: give --data FILE (eng-fra: "
                                 f"../shared/data/translation/eng-fra.txt); the toy tasks are char-level")
-            self.valid = toy_validation(config)
+            self.valid = toy_held_out(config)
             alphabet = "0123456789" + pairdata.PLUS if config.toy == "addition" else pairdata.ALPHABET
             self.vocab = vocab or pairdata.pair_vocab([alphabet], "char")
             self.train = None
@@ -178,7 +178,7 @@ class Seq2SeqTask(Task):
             raise UserError(f"--split must be valid (its held-out pairs){' or test' if toy else ''} for a seq2seq "
                             f"run {'of a toy task' if toy else 'of pairs from a file'}, got {split}")
         if toy:
-            pairs = toy_validation(config, split)
+            pairs = toy_held_out(config, split)
         else:
             every = pairdata.read_pairs(data or config.data)
             pairs = every if data else pairdata.split_by_source(every, config.valid_fraction, config.seed)[1]
@@ -223,7 +223,7 @@ def toy_sizes(config: Config) -> dict:
 TEST_PAIRS = 10_000  # a toy task's test set: a standard error of 0.1 % at 99 % sequence accuracy
 
 
-def toy_validation(config: Config, split: str = "valid") -> list:
+def toy_held_out(config: Config, split: str = "valid") -> list:
     """The toy task's fixed pairs of ``split``, at the full difficulty: ``valid_pairs`` (valid) or TEST_PAIRS
     (test), each split from its own stream of the seed (training draws from a third)."""
     count, stream = (config.valid_pairs, 1) if split == "valid" else (TEST_PAIRS, 2)
