@@ -22,6 +22,8 @@ nothing to ``w``; ``phi`` is ``(B, U + 1)``, its last column the position just p
 
 import math
 
+import numpy as np
+
 import torch
 from torch import nn
 
@@ -81,16 +83,19 @@ def encode_text(ids: torch.Tensor, lengths: torch.Tensor, alphabet_size: int) ->
 def finished(phi: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Graves' stop rule per line: ``phi`` ``(B, U + 1)``, ``lengths`` ``(B,)`` -> ``(B,)`` bool, true where
     phi one past the line's own last character exceeds phi at every one of its characters."""
-    return StopRule(lengths, phi.size(1))(phi)
+    rule = StopRule(lengths.cpu().numpy(), phi.size(1))
+    return torch.from_numpy(rule(phi.detach().float().cpu().numpy())).to(phi.device)
 
 
 class StopRule:
-    """:func:`finished` for lines of ``lengths`` ``(B,)`` under windows of ``width`` = U + 1 positions, with
-    what depends on the lengths alone worked out once: a sampler asks at every point."""
+    """:func:`finished` on NumPy arrays, for the sampler's loop (writing.py, pen.py), for lines of
+    ``lengths`` ``(B,)`` under windows of ``width`` = U + 1 positions, with what depends on the lengths alone
+    worked out once: a sampler asks at every point."""
 
-    def __init__(self, lengths: torch.Tensor, width: int):
-        self.past_end = lengths.unsqueeze(1)
-        self.padding = torch.arange(width, device=lengths.device) >= self.past_end  # (B, U + 1)
+    def __init__(self, lengths: np.ndarray, width: int):
+        self.rows, self.past_end = np.arange(len(lengths)), lengths
+        # -inf on the padding past each line's end, 0 elsewhere: phi + padding leaves only the line's own u
+        self.padding = np.where(np.arange(width) >= lengths[:, None], -np.inf, 0.0).astype(np.float32)
 
-    def __call__(self, phi: torch.Tensor) -> torch.Tensor:
-        return phi.gather(1, self.past_end).squeeze(1) > phi.masked_fill(self.padding, -math.inf).amax(dim=1)
+    def __call__(self, phi: np.ndarray) -> np.ndarray:
+        return phi[self.rows, self.past_end] > (phi + self.padding).max(axis=1)

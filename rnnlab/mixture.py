@@ -16,13 +16,15 @@ from every component (float32: exp(-103) is 0), and tanh(rho_hat) = 1 divides by
 the loss and leaves the gradients to blow up.
 
 Each transform of ``y`` (and the sampling bias) is written once, in the small functions under
-:func:`split_params`: it applies them to every component, for the loss; :func:`sample` applies the same
-functions to the one component it draws, so training and sampling cannot disagree.
+:func:`split_params`: it applies them to every component, for the loss; :func:`sample` (torch) and
+:func:`sample_arrays` (NumPy, the CPU sampler's) apply the same functions to the one component they draw,
+so training and sampling cannot disagree.
 """
 
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -103,8 +105,8 @@ class MixtureParams(NamedTuple):
         return torch.sigmoid(self.eos_logit)
 
 
-def _num_components(y: torch.Tensor) -> int:
-    width = y.size(-1) if y.dim() else 0
+def _num_components(y) -> int:
+    width = y.shape[-1] if y.ndim else 0
     per = VALUES_PER_COMPONENT
     if width < PEN_VALUES + per or (width - PEN_VALUES) % per:
         raise ShapeError(
@@ -154,16 +156,22 @@ def _check_bias(bias: float) -> None:
                         f"got {bias!r}")
 
 
+# The transforms below take torch tensors or, for sample_arrays, NumPy arrays (tanh is passed in for those).
+
+def _pi_logits(pi_hat, bias: float):
+    return pi_hat * (1.0 + bias)  # eq. 19's softmax input (eq. 62 with bias)
+
+
 def _log_pi(pi_hat: torch.Tensor, bias: float) -> torch.Tensor:
-    return F.log_softmax(pi_hat * (1.0 + bias), dim=-1)  # eq. 19 (eq. 62 with bias)
+    return F.log_softmax(_pi_logits(pi_hat, bias), dim=-1)  # eq. 19 (eq. 62 with bias)
 
 
-def _log_sigma(sigma_hat: torch.Tensor, bias: float) -> torch.Tensor:
-    return sigma_hat.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX) - bias  # eq. 21 (eq. 61 with bias)
+def _log_sigma(sigma_hat, bias: float):
+    return sigma_hat.clip(LOG_SIGMA_MIN, LOG_SIGMA_MAX) - bias  # eq. 21 (eq. 61 with bias)
 
 
-def _rho(rho_hat: torch.Tensor) -> torch.Tensor:
-    return torch.tanh(rho_hat).clamp(-RHO_LIMIT, RHO_LIMIT)  # eq. 22
+def _rho(rho_hat, tanh=torch.tanh):
+    return tanh(rho_hat).clip(-RHO_LIMIT, RHO_LIMIT)  # eq. 22
 
 
 class MixtureHead(nn.Module):
@@ -278,3 +286,29 @@ def sample(y: torch.Tensor, bias: float = 0.0, generator: torch.Generator | None
     correlated = torch.stack([z1, rho * z1 + torch.sqrt((1.0 - rho) * (1.0 + rho)) * z[:, 1]], dim=1)
     eos = (u[:, 1:] < torch.sigmoid(-y[:, :1])).to(y.dtype)  # Bernoulli(e), e = sigmoid(-e_hat) (eq. 18)
     return torch.cat([mu + sigma * correlated, eos], dim=1).reshape(*lead, 3)
+
+
+def sample_arrays(y: np.ndarray, bias: float, u: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """:func:`sample` on NumPy arrays, for the CPU sampler (pen.py): ``y`` ``(N, 1 + 6M)`` float32 with the
+    draws given, uniforms ``u`` and standard normals ``z`` ``(N, 2)`` each (``sample`` draws the same two
+    blocks, in the same order) -> points ``(N, 3)``.
+
+    The same draw through the same transforms (``_pi_logits``, ``_log_sigma``, ``_rho``); the numbers agree
+    with :func:`sample`'s to float32 rounding (tested). At batch 1 a NumPy call costs a third of a torch call,
+    and a point is some 30 calls of a few numbers each (benchmarks/results.md, handwriting sampling).
+    """
+    _check_bias(bias)
+    m = _num_components(y)
+    logits = _pi_logits(y[:, PEN_VALUES : PEN_VALUES + m], bias)
+    cdf = np.exp(logits - logits.max(axis=1, keepdims=True)).cumsum(axis=1)
+    j = np.minimum((cdf < u[:, :1] * cdf[:, -1:]).sum(axis=1), m - 1)  # (N,): the first past u, as sample
+    blocks = y[:, PEN_VALUES + m :].reshape(len(y), VALUES_PER_COMPONENT - 1, m)
+    chosen = blocks[np.arange(len(y)), :, j]  # (N, 5): mu1, mu2, sigma1_hat, sigma2_hat, rho_hat
+    sigma, rho = np.exp(_log_sigma(chosen[:, 2:4], bias)), _rho(chosen[:, 4], np.tanh)
+    points = np.empty((len(y), 3), np.float32)
+    points[:, 0] = z1 = z[:, 0]
+    points[:, 1] = rho * z1 + np.sqrt((1.0 - rho) * (1.0 + rho)) * z[:, 1]
+    points[:, :2] *= sigma
+    points[:, :2] += chosen[:, :2]  # mu
+    points[:, 2] = u[:, 1] < 0.5 - 0.5 * np.tanh(0.5 * y[:, 0])  # e = sigmoid(-e_hat) (eq. 18), without exp's overflow
+    return points

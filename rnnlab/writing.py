@@ -8,7 +8,7 @@ Sampling one batch of lines, each with its own text::
         stop a line when its window has moved past its last character (attention.finished: Graves' rule)
                   or when it has drawn CAP_FACTOR times the points its text should take (the safety net)
         draw the next point of every line still writing from the mixture (mixture.sample, with the bias)
-        feed the points back in
+        feed the points back in          (pen.py: the step, on NumPy arrays on a CPU)
 
 A style is a real line of strokes and its text (a JSON file, or one of the run's ``styles.json``): the network
 reads it as if it had written it, and carries on in that hand. Everything here is in the data's own units;
@@ -30,7 +30,7 @@ from .data.strokes import StrokeStats, absolute_to_offsets, offsets_to_points, t
 from .data.text import Vocab
 from .errors import UserError
 from .files import JSONError, atomic_write, read_json, write_text
-from .mixture import sample as sample_mixture
+from .pen import make_pen
 
 MAX_BIAS = 10.0  # sigma shrinks by e^-10 and pi is a one-hot long before: larger biases change nothing
 CAP_FACTOR = 3.0  # a line stops after 3x its text's points at the training data's average speed (1% of IAM
@@ -240,13 +240,14 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
         primer = torch.from_numpy(stats.normalise(style.offsets.astype(np.float32))).to(device)
         x = torch.cat([x, primer.expand(len(full), -1, -1)], dim=1)
     y, state = model(x, model.start(ids, lengths))
-    y, finished = y[:, -1], StopRule(lengths, ids.size(1) + 1)
-    active = torch.ones(len(full), dtype=torch.bool, device=device)
-    by_rule = torch.zeros_like(active)
+    pen, finished = make_pen(model, state, y[:, -1]), StopRule(lengths.cpu().numpy(), ids.size(1) + 1)
+    caps = caps.cpu().numpy()
+    active = np.ones(len(full), dtype=bool)
+    by_rule = np.zeros_like(active)
     lines = [[] for _ in texts]  # per line: the float32 (n, 3) pieces drawn so far, in data units
     phis, drawn, held = [], [], [None] * len(texts)  # held: points of a line drawn but not yet given out
     for t in range(int(caps.max()) + 1):
-        phi = state.phi[:, -1]
+        phi = pen.phi
         done = finished(phi)
         by_rule |= active & done
         active &= ~done & (t < caps)
@@ -256,24 +257,24 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
             drawn = []
         if not more:
             break
-        point = sample_mixture(y, bias=bias, generator=generator)
-        drawn.append((point, active.clone()))
+        point = pen.draw(bias, generator)
+        drawn.append((point, active.copy()))
         phis.append(phi)
-        y, state = model.step(point, state)
+        pen.advance(point)
 
-    phi = torch.stack(phis, 1).cpu().numpy() if phis else np.zeros((len(full), 0, ids.size(1) + 1))
+    phi = np.stack(phis, 1) if phis else np.zeros((len(full), 0, ids.size(1) + 1))
     offsets = [np.concatenate(pieces) if pieces else np.zeros((0, 3), np.float32) for pieces in lines]
     start = len(prefix)  # the window over each line's own characters and the position past its end
     windows = [phi[i, : len(o), start : start + len(text) + 1] for i, (o, text) in enumerate(zip(offsets, texts))]
-    yield Handwriting(list(texts), offsets, by_rule.cpu().tolist(), windows)
+    yield Handwriting(list(texts), offsets, by_rule.tolist(), windows)
 
 
-def _give_out(drawn: list, active: torch.Tensor, stats: StrokeStats, lines: list, held: list) -> Iterator[Chunk]:
+def _give_out(drawn: list, active: np.ndarray, stats: StrokeStats, lines: list, held: list) -> Iterator[Chunk]:
     """The points of ``drawn`` (steps of ``(points (B, 3), alive (B,))``) in data units, appended to ``lines``
     and yielded per line, each line's last point held back while it is ``active`` (write_stream)."""
-    points = torch.stack([p for p, _ in drawn], 1).double().cpu().numpy()
-    alive = torch.stack([a for _, a in drawn], 1).sum(1).tolist()
-    writing = active.cpu().tolist()
+    points = np.stack([p for p, _ in drawn], 1).astype(np.float64)
+    alive = np.stack([a for _, a in drawn], 1).sum(1).tolist()
+    writing = active.tolist()
     for i, n in enumerate(alive):
         new = stats.denormalise(points[i, :n]).astype(np.float32)
         pending = new if held[i] is None else np.concatenate([held[i], new])

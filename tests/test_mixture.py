@@ -14,7 +14,7 @@ from torch import distributions as D
 
 from rnnlab.errors import ShapeError, UserError
 from rnnlab.mixture import (LOG_SIGMA_MAX, LOG_SIGMA_MIN, NUM_COMPONENTS, RHO_LIMIT, MixtureHead, MixtureParams,
-                            log_likelihood, output_size, sample, sequence_nll, split_params)
+                            log_likelihood, output_size, sample, sample_arrays, sequence_nll, split_params)
 
 M = 5
 B, T = 3, 7
@@ -339,3 +339,25 @@ def test_sampling_the_chosen_component_equals_transforming_all_of_them(bias, sha
     extreme, _ = extreme_output(torch.float32)
     for out in (y, extreme):
         assert torch.equal(sample(out, bias=bias, generator=seeded(5)), reference_sample(out, bias, seeded(5)))
+
+
+@pytest.mark.parametrize("bias", [0.0, 0.7, 3.0])
+def test_the_numpy_draw_equals_sample_given_the_same_random_numbers(bias):
+    """sample_arrays (the CPU sampler's) against sample, with sample's own uniforms and normals: the same
+    points to float32 rounding, the same component wherever u is not within rounding of a boundary of pi's
+    cumulative sum (there either is right), at ordinary outputs and at the extremes."""
+    ordinary = random_output(400, m=NUM_COMPONENTS, dtype=torch.float32, seed=22)
+    extreme = extreme_output(torch.float32)[0].reshape(-1, output_size(M))
+    for y in (ordinary, extreme):
+        expected = sample(y, bias=bias, generator=seeded(5))
+        generator = seeded(5)
+        u = torch.rand((len(y), 2), generator=generator)
+        z = torch.randn((len(y), 2), generator=generator)
+        drawn = torch.from_numpy(sample_arrays(y.numpy(), bias, u.numpy(), z.numpy()))
+        assert drawn.dtype == torch.float32 and drawn.shape == (len(y), 3)
+        cdf = split_params(y.double(), bias)[1].log_pi.exp().cumsum(-1)
+        tie = ((cdf - u[:, :1].double()).abs() < 1e-5).any(-1)
+        assert tie.sum() <= 2, "the test's draws should almost never sit on a boundary"
+        torch.testing.assert_close(drawn[~tie], expected[~tie], rtol=1e-5, atol=1e-5)
+    with pytest.raises(UserError, match="bias"):
+        sample_arrays(ordinary.numpy(), -1.0, u.numpy(), z.numpy())

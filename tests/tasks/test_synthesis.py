@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import rnnlab
-from rnnlab import writing
+from rnnlab import pen, writing
 from rnnlab.cli import main
 from rnnlab.config import override
 from rnnlab.data import hershey
@@ -113,9 +113,8 @@ def test_cli_trains_writes_and_plots_attention(tiny_run, tmp_path, capsys, monke
     written = rnnlab.load(tiny_run).write("the cow\nsaw me", seed=3)  # the public call, at the default bias 1.5
     assert written.texts == ["the cow", "saw me"] and written.to_svg() == first
     biases = []  # every point is drawn by the one mixture sampler, with the bias asked for
-    sample = writing.sample_mixture
-    monkeypatch.setattr(writing, "sample_mixture", lambda y, bias, generator: biases.append(bias) or
-                        sample(y, bias=bias, generator=generator))
+    sample = pen.sample_arrays  # the CPU sampler's draw
+    monkeypatch.setattr(pen, "sample_arrays", lambda y, bias, u, z: biases.append(bias) or sample(y, bias, u, z))
     assert main(["write", "the cow", "--model", tiny_run, "-o", str(png), "--bias", "2", "--seed", "0"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(biases) > 7 and set(biases) == {2.0}
