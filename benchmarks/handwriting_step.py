@@ -14,7 +14,8 @@ M = 20 mixtures, a 30-character text over the 80-character IAM-OnDB alphabet:
 - ``(c) prediction network``: Graves' prediction network of the same widths (``HandwritingPredictor``: the
   same skip connections into every layer and the head, no window): what the window itself costs.
 
-Reports the median milliseconds per step of ``--repeats`` steps after 2 warm-up steps, the ratios, and one
+The four run in turn, one step each a round, ``--repeats`` rounds after 2 warm-up rounds (this VM's speed
+drifts within a minute); reports each one's median milliseconds, the medians of the rounds' ratios, and one
 JSON line.
 """
 
@@ -36,18 +37,26 @@ WARMUP = 2
 LAYERS, GAUSSIANS, MIXTURES, TEXT_LENGTH = 3, 10, 20, 30  # Graves 2013 §5; a typical IAM line
 
 
-def _median_ms(device, repeats: int, step) -> float:
-    times = []
+def _round_robin_ms(device, repeats: int, steps: dict) -> dict:
+    """Milliseconds per step of each of ``steps`` (name -> step), run in turn ``repeats`` times after
+    ``WARMUP`` rounds, so that each round sees the same machine: name -> the rounds' times."""
+    times = {name: [] for name in steps}
     for i in range(WARMUP + repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= WARMUP:
-            times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
+        for name, step in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= WARMUP:
+                times[name].append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def _ratio(times: dict, a: str, b: str) -> float:
+    """The median over the rounds of ``a``'s time over ``b``'s."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
 
 def main() -> None:
@@ -81,14 +90,13 @@ def main() -> None:
     stack = nn.LSTM(3, args.hidden, LAYERS, batch_first=True).to(device)
     head = nn.Linear(args.hidden, output_size(MIXTURES)).to(device)
     predictor = HandwritingPredictor(args.hidden, LAYERS, MIXTURES).to(device)
-    results = {
-        "rnnlab": _median_ms(device, args.repeats, step(lambda: model(x, model.start(text, lengths))[0], list(model.parameters()))),
-        "eager_per_step": _median_ms(device, args.repeats,
-                                     step(lambda: synthesis_forward(model, x, text, lengths)[0], list(model.parameters()))),
-        "lstm_stack": _median_ms(device, args.repeats, step(lambda: head(stack(x)[0]),
-                                                            list(stack.parameters()) + list(head.parameters()))),
-        "prediction": _median_ms(device, args.repeats, step(lambda: predictor(x)[0], list(predictor.parameters()))),
-    }
+    times = _round_robin_ms(device, args.repeats, {
+        "rnnlab": step(lambda: model(x, model.start(text, lengths))[0], list(model.parameters())),
+        "eager_per_step": step(lambda: synthesis_forward(model, x, text, lengths)[0], list(model.parameters())),
+        "lstm_stack": step(lambda: head(stack(x)[0]), list(stack.parameters()) + list(head.parameters())),
+        "prediction": step(lambda: predictor(x)[0], list(predictor.parameters())),
+    })
+    results = {key: statistics.median(t) for key, t in times.items()}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"synthesis step, batch {args.batch} x {args.points} points, {LAYERS} x {args.hidden}, K {GAUSSIANS}, "
           f"M {MIXTURES}, on {device.type} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -96,12 +104,12 @@ def main() -> None:
     for key, label in (("rnnlab", "rnnlab"), ("eager_per_step", "(a) eager per-step"), ("lstm_stack", "(b) nn.LSTM stack"),
                        ("prediction", "(c) prediction network")):
         print(f"{label:<28}{results[key]:>12.1f}")
-    speedup = results["eager_per_step"] / results["rnnlab"]
-    gap = results["rnnlab"] / results["lstm_stack"]
+    speedup, gap = _ratio(times, "eager_per_step", "rnnlab"), _ratio(times, "rnnlab", "lstm_stack")
     print(f"rnnlab is {speedup:.2f}x faster than (a), {gap:.2f}x slower than (b) and "
-          f"{results['rnnlab'] / results['prediction']:.2f}x (c)")
+          f"{_ratio(times, 'rnnlab', 'prediction'):.2f}x (c) (medians of the rounds' ratios)")
     print(json.dumps({"device": device.type, "name": name, "batch": args.batch, "points": args.points,
-                      "ms": results, "speedup_vs_eager": speedup, "slowdown_vs_lstm_stack": gap}))
+                      "ms": results, "speedup_vs_eager": speedup, "slowdown_vs_lstm_stack": gap,
+                      "slowdown_vs_prediction": _ratio(times, "rnnlab", "prediction")}))
 
 
 if __name__ == "__main__":

@@ -54,17 +54,27 @@ class Window(nn.Module):
         if torch.is_autocast_enabled(h.device.type):
             with torch.autocast(h.device.type, enabled=False):
                 return self.forward(h.float(), kappa, onehot.float())
-        alpha, beta, kappa_step = self.linear(h).exp().chunk(3, dim=-1)  # eqs. 49-51: one exp for the three
+        hats = self.linear(h)  # alpha_hat, beta_hat, kappa_hat (eq. 48)
+        beta, kappa_step = hats[:, self.gaussians :].exp().chunk(2, dim=-1)  # eqs. 50-51
         kappa = kappa + kappa_step
-        phi = window_weights(alpha, beta, kappa, onehot.size(1))
+        phi = window_weights(hats[:, : self.gaussians], beta, kappa, onehot.size(1))
         return window_vector(phi, onehot), kappa, phi
 
 
-def window_weights(alpha: torch.Tensor, beta: torch.Tensor, kappa: torch.Tensor, length: int) -> torch.Tensor:
-    """phi(u) for u = 1 .. length + 1 (eq. 46): ``alpha, beta, kappa`` ``(B, K)`` -> ``(B, length + 1)``."""
+# Each Gaussian's term is computed as exp(alpha_hat - beta (kappa - u)^2), which is eq. 46's
+# alpha exp(-beta (kappa - u)^2) with alpha = exp(alpha_hat) (eq. 49), its exponent floored here: a term of
+# e^-80 = 1.8e-35 is nothing beside the characters the window covers, and below it float32's exp turns
+# subnormal or zero, which the CPU's vectorised exp computes 13-19x slower (10 us against 130-190 us for
+# a (32, 10, 31) block, measured): most terms of a training step lie that far from their Gaussian.
+EXPONENT_FLOOR = -80.0
+
+
+def window_weights(alpha_hat: torch.Tensor, beta: torch.Tensor, kappa: torch.Tensor, length: int) -> torch.Tensor:
+    """phi(u) for u = 1 .. length + 1 (eq. 46): ``alpha_hat`` (log alpha), ``beta``, ``kappa`` ``(B, K)`` ->
+    ``(B, length + 1)``."""
     u = torch.arange(1, length + 2, device=kappa.device, dtype=kappa.dtype)
-    gaussians = alpha.unsqueeze(-1) * torch.exp(-beta.unsqueeze(-1) * (kappa.unsqueeze(-1) - u).square())
-    return gaussians.sum(dim=1)
+    exponent = alpha_hat.unsqueeze(-1) - beta.unsqueeze(-1) * (kappa.unsqueeze(-1) - u).square()
+    return exponent.clamp_min(EXPONENT_FLOOR).exp().sum(dim=1)
 
 
 def window_vector(phi: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from .errors import ShapeError
 from .recurrent import Recurrent, state_batch
 from .shapes import check_sequence
+from .window_loop import WindowLoop
 
 INIT_SCHEMES = ("default", "uniform", "normal")
 
@@ -293,17 +294,13 @@ class HandwritingSynthesizer(nn.Module):
                              "model(x, model.start(text, lengths)), or use Run.write(text)")
         check_sequence(x, "pen offsets", 3, state.kappa.size(0))
         clip = self.clip_gradients and self.training
-        onehot, (h, c), kappa, w = state.text, state.first, state.kappa, state.window
-        hs, ws, phis = [], [], []
-        for x_t in x.unbind(1):
-            h, c = self.first(torch.cat([x_t, w], dim=-1), (h, c))
-            if clip:
-                h = _clamp_grad(h, LSTM_GRAD_CLIP)
-            w, kappa, phi = self.window(h, kappa, onehot)
-            hs.append(h)
-            ws.append(w)
-            phis.append(phi)
-        below, windows = torch.stack(hs, dim=1), torch.stack(ws, dim=1)
+        if not torch.is_autocast_enabled(x.device.type):  # window_loop.py: BPTT written out
+            first, window = self.first, self.window.linear
+            below, windows, phis, h, c, kappa, w = WindowLoop.apply(
+                x, state.text, *state.first, state.kappa, state.window, first.weight_ih, first.weight_hh,
+                first.bias_ih, first.bias_hh, window.weight, window.bias, LSTM_GRAD_CLIP if clip else 0.0)
+        else:
+            below, windows, phis, (h, c), kappa, w = self._recorded_loop(x, state, clip)
         outputs, finals = [below], []
         for layer, layer_state in zip(self.upper, state.upper):
             below, final = layer(torch.cat([x, windows, below], dim=-1), layer_state)
@@ -314,7 +311,23 @@ class HandwritingSynthesizer(nn.Module):
         params = self.head(torch.cat(outputs, dim=-1))
         if clip:
             params = _clamp_grad(params, OUTPUT_GRAD_CLIP)
-        return params, SynthesisState(onehot, state.lengths, (h, c), kappa, w, tuple(finals), torch.stack(phis, dim=1))
+        return params, SynthesisState(state.text, state.lengths, (h, c), kappa, w, tuple(finals), phis)
+
+    def _recorded_loop(self, x: torch.Tensor, state: SynthesisState, clip: bool):
+        """Layer 1 and the window step by step, recorded by autograd: under autocast (bf16 runs the cell in
+        bf16 and the window in fp32, attention.py), and what WindowLoop is tested against. -> layer 1's
+        outputs (B, T, H), the windows (B, T, A), phi (B, T, U + 1), the last (h, c), kappa and w."""
+        onehot, (h, c), kappa, w = state.text, state.first, state.kappa, state.window
+        hs, ws, phis = [], [], []
+        for x_t in x.unbind(1):
+            h, c = self.first(torch.cat([x_t, w], dim=-1), (h, c))
+            if clip:
+                h = _clamp_grad(h, LSTM_GRAD_CLIP)
+            w, kappa, phi = self.window(h, kappa, onehot)
+            hs.append(h)
+            ws.append(w)
+            phis.append(phi)
+        return torch.stack(hs, dim=1), torch.stack(ws, dim=1), torch.stack(phis, dim=1), (h, c), kappa, w
 
     def step(self, x: torch.Tensor, state: SynthesisState):
         """One point, for sampling: ``x`` ``(B, 3)`` -> ``y`` ``(B, 1 + 6M)`` and the state after it, the numbers of

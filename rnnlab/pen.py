@@ -23,6 +23,7 @@ result scaled and shifted back afterwards (``NumpyPen.scale``, ``shift``), repla
 import numpy as np
 import torch
 
+from .attention import EXPONENT_FLOOR
 from .mixture import sample, sample_arrays
 
 
@@ -83,8 +84,8 @@ class NumpyPen:
         abk = np.exp(hats)  # alpha, beta and kappa's step (eqs. 49-51), one exp for the three
         self.kappa = self.kappa + abk[:, 2 * k :]
         distance = self.kappa[:, :, None] - self.positions  # (B, K, U + 1)
-        # eq. 46 as exp(alpha_hat - beta (kappa - u)^2): alpha * exp(...) with one operation less
-        self.phi = np.exp(hats[:, :k, None] - abk[:, k : 2 * k, None] * (distance * distance)).sum(axis=1)
+        exponent = hats[:, :k, None] - abk[:, k : 2 * k, None] * (distance * distance)  # attention.window_weights
+        self.phi = np.exp(np.maximum(exponent, EXPONENT_FLOOR, out=exponent)).sum(axis=1)
         self.w = np.matmul(self.phi[:, None, : self.text.shape[1]], self.text)[:, 0]
         outputs = [h]
         for k in range(1, len(self.layers)):

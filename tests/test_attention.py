@@ -2,10 +2,12 @@
 starting speed, and the stop rule on hand-made window weights. The synthesis network that holds the window
 is tested in tests/test_models.py."""
 
+import math
+
 import numpy as np
 import torch
 
-from rnnlab.attention import Window, encode_text, finished, window_weights
+from rnnlab.attention import EXPONENT_FLOOR, Window, encode_text, finished, window_weights
 
 
 def numpy_window(alpha_hat, beta_hat, kappa_hat, kappa_prev, onehot):
@@ -65,6 +67,8 @@ def test_stop_rule_on_hand_made_window_weights():
 
 
 def test_window_weights_are_gaussians_over_the_positions():
-    phi = window_weights(torch.tensor([[2.0]]), torch.tensor([[0.5]]), torch.tensor([[3.0]]), 4)
-    expected = [2.0 * np.exp(-0.5 * (3.0 - u) ** 2) for u in range(1, 6)]
+    phi = window_weights(torch.tensor([[math.log(2.0)]]), torch.tensor([[0.5]]), torch.tensor([[3.0]]), 4)
+    expected = [2.0 * np.exp(-0.5 * (3.0 - u) ** 2) for u in range(1, 6)]  # eq. 46 with alpha = 2
     np.testing.assert_allclose(phi[0].numpy(), expected, rtol=1e-6)
+    far = window_weights(torch.tensor([[0.0]]), torch.tensor([[50.0]]), torch.tensor([[1.0]]), 2)[0]
+    torch.testing.assert_close(far, torch.tensor([1.0, math.exp(-50.0), math.exp(EXPONENT_FLOOR)]))  # e^-200: floored
