@@ -4,15 +4,15 @@ Writing a line is a few hundred steps at batch 1 to 10 of some 120 small operati
 cells, the window, the mixture head, the draw): vectors of a few hundred numbers, whose cost is the call,
 not the arithmetic. On this project's CPU a torch call costs 1-3 us and a NumPy call a third of that, so
 on a CPU :class:`NumpyPen` runs :meth:`HandwritingSynthesizer.step <rnnlab.models.HandwritingSynthesizer.step>`
-and :func:`mixture.sample <rnnlab.mixture.sample>` on NumPy views of the model's own float32 weights
+and :func:`mixture.sample_with <rnnlab.mixture.sample_with>` on NumPy views of the model's own float32 weights
 (benchmarks/results.md, handwriting sampling: 3x faster at batch 1). Anywhere else (a GPU, another dtype)
 :class:`TorchPen` calls those two functions themselves. Both take their random numbers from the same
-``torch.Generator`` in the same order, so a seed writes the same strokes either way, to float32 rounding
-(tested against each other step by step)::
+``torch.Generator`` in the same order (:class:`RandomBlocks`), so a seed writes the same strokes either
+way, to float32 rounding (tested against each other step by step)::
 
-    pen = make_pen(model, state, y)      # after the model has read the primer: its state and last output
+    pen = make_pen(model, state, y, generator)  # after the model has read the primer: its state, last output
     pen.phi                              # the window's weights (B, U + 1) for the stop rule and plots
-    point = pen.draw(bias, generator)    # (B, 3) float32
+    point = pen.draw(bias)               # (B, 3) float32
     pen.advance(point)                   # the network reads it: a new y and phi
 
 The gates: torch orders an LSTM's pre-activations i, f, g, o, and sigmoid(a) = (1 + tanh(a / 2)) / 2, so
@@ -24,21 +24,41 @@ import numpy as np
 import torch
 
 from .attention import EXPONENT_FLOOR
-from .mixture import sample, sample_arrays
+from .mixture import sample_arrays, sample_with
+
+BLOCK = 64  # points of random numbers drawn at once: two torch calls cost 7.5 us, a third of the draw
+
+
+class RandomBlocks:
+    """What the draw of every line needs at a point, two uniforms and two standard normals (mixture.sample),
+    drawn from ``generator`` ``BLOCK`` points at a time: ``next()`` -> ``(u, z)``, ``(B, 2)`` each."""
+
+    def __init__(self, generator: torch.Generator, batch: int, dtype=torch.float32, device="cpu"):
+        self.generator, self.shape, self.dtype, self.device = generator, (BLOCK, batch, 2), dtype, device
+        self.used = BLOCK
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.used == BLOCK:
+            self.u = torch.rand(self.shape, generator=self.generator, dtype=self.dtype, device=self.device)
+            self.z = torch.randn(self.shape, generator=self.generator, dtype=self.dtype, device=self.device)
+            self.used = 0
+        self.used += 1
+        return self.u[self.used - 1], self.z[self.used - 1]
 
 
 class TorchPen:
     """The sampler's step through the model's own torch calls: any device and dtype."""
 
-    def __init__(self, model, state, y: torch.Tensor):
+    def __init__(self, model, state, y: torch.Tensor, generator: torch.Generator):
         self.model, self.state, self.y = model, state, y
+        self.draws = RandomBlocks(generator, len(y), torch.promote_types(y.dtype, torch.float32), y.device)
 
     @property
     def phi(self) -> np.ndarray:
         return self.state.phi[:, -1].float().cpu().numpy()
 
-    def draw(self, bias: float, generator: torch.Generator) -> np.ndarray:
-        return sample(self.y, bias=bias, generator=generator).float().cpu().numpy()
+    def draw(self, bias: float) -> np.ndarray:
+        return sample_with(self.y, bias, *self.draws.next()).float().cpu().numpy()
 
     def advance(self, point: np.ndarray) -> None:
         x = torch.from_numpy(point).to(self.y.device, self.y.dtype)
@@ -49,7 +69,7 @@ class NumpyPen:
     """The sampler's step on NumPy arrays: a CPU model in float32. The state is read from ``state`` (after
     the model's forward pass over the primer) and kept here; the model is not touched."""
 
-    def __init__(self, model, state, y: torch.Tensor):
+    def __init__(self, model, state, y: torch.Tensor, generator: torch.Generator):
         hidden = model.hidden_size
         scale = np.ones(4 * hidden, np.float32)
         scale[: 2 * hidden] = scale[3 * hidden :] = 0.5  # i, f and o: sigmoid(a) = 0.5 + 0.5 tanh(a / 2)
@@ -67,13 +87,12 @@ class NumpyPen:
         self.states += [(_array(h[0]), _array(c[0])) for h, c in state.upper]
         self.kappa, self.w = _array(state.kappa), _array(state.window)
         self.phi, self.y = _array(state.phi[:, -1]), _array(y)
+        self.draws = RandomBlocks(generator, len(self.y))
         self.one = np.ones((len(self.y), 1), np.float32)  # the cells' inputs end in 1: their bias is a row of W
 
-    def draw(self, bias: float, generator: torch.Generator) -> np.ndarray:
-        batch = len(self.y)
-        u = torch.rand((batch, 2), generator=generator).numpy()  # mixture.sample's draws, in its order
-        z = torch.randn((batch, 2), generator=generator).numpy()
-        return sample_arrays(self.y, bias, u, z)
+    def draw(self, bias: float) -> np.ndarray:
+        u, z = self.draws.next()
+        return sample_arrays(self.y, bias, u.numpy(), z.numpy())
 
     def advance(self, point: np.ndarray) -> None:
         """HandwritingSynthesizer.step: layer 1, the window (attention.py, eqs. 46-51), layers 2.., the head."""
@@ -108,13 +127,14 @@ class NumpyPen:
         return h
 
 
-def make_pen(model, state, y: torch.Tensor) -> TorchPen | NumpyPen:
-    """The sampler's step for ``model`` from ``state`` and its last output ``y`` ``(B, 1 + 6M)``: NumPy for a
-    float32 model on the CPU, the model's own torch calls otherwise (module docstring)."""
+def make_pen(model, state, y: torch.Tensor, generator: torch.Generator) -> TorchPen | NumpyPen:
+    """The sampler's step for ``model`` from ``state`` and its last output ``y`` ``(B, 1 + 6M)``, drawing from
+    ``generator``: NumPy for a float32 model on the CPU, the model's own torch calls otherwise (module
+    docstring)."""
     weight = model.first.weight_ih
     if weight.device.type == "cpu" and weight.dtype == torch.float32:
-        return NumpyPen(model, state, y)
-    return TorchPen(model, state, y)
+        return NumpyPen(model, state, y, generator)
+    return TorchPen(model, state, y, generator)
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:

@@ -240,7 +240,7 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
         primer = torch.from_numpy(stats.normalise(style.offsets.astype(np.float32))).to(device)
         x = torch.cat([x, primer.expand(len(full), -1, -1)], dim=1)
     y, state = model(x, model.start(ids, lengths))
-    pen, finished = make_pen(model, state, y[:, -1]), StopRule(lengths.cpu().numpy(), ids.size(1) + 1)
+    pen, finished = make_pen(model, state, y[:, -1], generator), StopRule(lengths.cpu().numpy(), ids.size(1) + 1)
     caps = caps.cpu().numpy()
     active = np.ones(len(full), dtype=bool)
     by_rule = np.zeros_like(active)
@@ -257,7 +257,7 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
             drawn = []
         if not more:
             break
-        point = pen.draw(bias, generator)
+        point = pen.draw(bias)
         drawn.append((point, active.copy()))
         phis.append(phi)
         pen.advance(point)
