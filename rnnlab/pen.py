@@ -5,7 +5,7 @@ cells, the window, the mixture head, the draw): vectors of a few hundred numbers
 not the arithmetic. On this project's CPU a torch call costs 1-3 us and a NumPy call a third of that, so
 on a CPU :class:`NumpyPen` runs :meth:`HandwritingSynthesizer.step <rnnlab.models.HandwritingSynthesizer.step>`
 and :func:`mixture.sample_with <rnnlab.mixture.sample_with>` on NumPy views of the model's own float32 weights
-(benchmarks/results.md, handwriting sampling: 3x faster at batch 1). Anywhere else (a GPU, another dtype)
+(benchmarks/results.md, handwriting sampling: about twice as fast at batch 1). Anywhere else (a GPU, another dtype)
 :class:`TorchPen` calls those two functions themselves. Both take their random numbers from the same
 ``torch.Generator`` in the same order (:class:`RandomBlocks`), so a seed writes the same strokes either
 way, to float32 rounding (tested against each other step by step)::
@@ -16,8 +16,9 @@ way, to float32 rounding (tested against each other step by step)::
     pen.advance(point)                   # the network reads it: a new y and phi
 
 The gates: torch orders an LSTM's pre-activations i, f, g, o, and sigmoid(a) = (1 + tanh(a / 2)) / 2, so
-one ``tanh`` over all four blocks, with the sigmoid blocks' rows of the weights halved beforehand and the
-result scaled and shifted back afterwards (``NumpyPen.scale``, ``shift``), replaces three sigmoids, a tanh and four slices.
+one ``tanh`` over all four blocks, with the sigmoid blocks' columns of the weights halved beforehand and
+the result scaled and shifted back afterwards (``NumpyPen.scale``, ``shift``), replaces three sigmoids and
+a tanh.
 """
 
 import numpy as np
@@ -73,7 +74,7 @@ class NumpyPen:
         hidden = model.hidden_size
         scale = np.ones(4 * hidden, np.float32)
         scale[: 2 * hidden] = scale[3 * hidden :] = 0.5  # i, f and o: sigmoid(a) = 0.5 + 0.5 tanh(a / 2)
-        self.scale, self.shift = scale, np.where(scale < 1, 0.5, 0.0).astype(np.float32)  # tanh(...) * scale + shift: the four gates
+        self.scale, self.shift = scale, np.where(scale < 1, 0.5, 0.0).astype(np.float32)  # gates: tanh * scale + shift
         self.hidden = hidden
         first = model.first
         self.layers = [_lstm_weights(first.weight_ih, first.weight_hh, first.bias_ih, first.bias_hh, scale)]
@@ -100,10 +101,10 @@ class NumpyPen:
         weight, bias = self.window
         k = self.kappa.shape[1]
         hats = h @ weight + bias  # alpha_hat, beta_hat, kappa_hat (eq. 48)
-        abk = np.exp(hats)  # alpha, beta and kappa's step (eqs. 49-51), one exp for the three
-        self.kappa = self.kappa + abk[:, 2 * k :]
+        beta_step = np.exp(hats[:, k:])  # beta and kappa's step (eqs. 50-51)
+        self.kappa = self.kappa + beta_step[:, k:]
         distance = self.kappa[:, :, None] - self.positions  # (B, K, U + 1)
-        exponent = hats[:, :k, None] - abk[:, k : 2 * k, None] * (distance * distance)  # attention.window_weights
+        exponent = hats[:, :k, None] - beta_step[:, :k, None] * (distance * distance)  # attention.window_weights
         self.phi = np.exp(np.maximum(exponent, EXPONENT_FLOOR, out=exponent)).sum(axis=1)
         self.w = np.matmul(self.phi[:, None, : self.text.shape[1]], self.text)[:, 0]
         outputs = [h]
