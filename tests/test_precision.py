@@ -10,6 +10,7 @@ from rnnlab import precision
 from rnnlab.attention import Window, encode_text
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell, unroll
 from rnnlab.mixture import MixtureHead, sequence_nll, split_params
+from rnnlab.models import HandwritingSynthesizer
 from rnnlab.tasks.charlm import CharLM
 
 from conftest import fails
@@ -74,6 +75,27 @@ def test_window_runs_in_fp32_under_bf16():
         got = window(h, kappa, onehot)
     for e, g in zip(expected, got):
         assert g.dtype == torch.float32 and torch.equal(e, g)
+
+
+def test_the_synthesis_network_under_bf16_steps_through_the_recorded_loop(monkeypatch):
+    """Under autocast the synthesis network leaves window_loop.py (fp32 only) for the recorded loop: layer 1 in
+    bf16, the window in fp32. Its output stays near fp32's, and the gradients reach layer 1."""
+    torch.manual_seed(0)
+    model = HandwritingSynthesizer(10, hidden_size=32, num_layers=2, mixtures=3, gaussians=2, chars_per_step=0.1)
+    x, text, lengths = torch.randn(3, 40, 3), torch.randint(0, 10, (3, 8)), torch.tensor([8, 5, 3])
+    reference, _ = model(x, model.start(text, lengths))
+    calls, recorded = [], model._recorded_loop
+    monkeypatch.setattr(model, "_recorded_loop", lambda *a: calls.append(1) or recorded(*a))
+    with bf16():
+        y, state = model(x, model.start(text, lengths))
+    assert calls == [1]
+    with bf16():
+        y, state = model(x, model.start(text, lengths))
+        y.float().square().mean().backward()
+    assert y.dtype == torch.bfloat16 and state.kappa.dtype == torch.float32
+    assert model.first.weight_ih.grad is not None and model.first.weight_ih.grad.abs().sum() > 0
+    error = (y.float() - reference).abs().max().item() / reference.abs().max().item()
+    assert 0 < error < 5e-2
 
 
 def test_a_bf16_step_keeps_weights_state_loss_and_checkpoint_fp32(tmp_path):
