@@ -146,8 +146,9 @@ class Rnnlab:
         start = time.perf_counter()
         for _ in range(steps):
             batch, reset = self.task.train_batch(self.step)
-            _, self.carry, _ = self.step_fn(self.model, self.task, to_device(batch, "cpu"), None if reset else self.carry,
-                                            self.optimizer, self.params, self.config)
+            step = self.step_fn(self.model, self.task, to_device(batch, "cpu"), None if reset else self.carry,
+                                self.optimizer, self.params, self.config)
+            self.carry = step.carry
             self.step += 1
         return steps * self.config.batch_size * self.config.seq_len / (time.perf_counter() - start)
 
