@@ -2,16 +2,16 @@
 written out (Graves 2013 §5, eqs. 46-51; the LSTM cell of §2, eqs. 7-11, in torch's gate order i, f, g, o).
 
 Layer 1 needs the window of the step before and the window needs layer 1's output, so the two run step by
-step, at batch 32 and 128 units a few dozen small operations a step. Recorded by autograd and replayed
-backwards, that bookkeeping was half of a training step at the bundled model's size (benchmarks/results.md).
-Here the forward loop runs without a graph, one matmul a step for all of layer 1's inputs, and the
-backward loop is BPTT through the cell and the window by hand::
+step, at batch 32 and 128 units a few dozen small operations a step: about half of a training step at the
+bundled model's size. Here the forward loop runs without autograd's graph, one matmul a step for all of
+layer 1's inputs, and the backward loop is BPTT through the cell and the window by hand, which takes 14 %
+off the whole step against the recorded loop (benchmarks/results.md)::
 
     forward, t = 1 .. T                                   backward, t = T .. 1
     gates = [x_t, w_(t-1), h_(t-1)] W + b                 dw_t   = dw_t(out) + dgates_(t+1) W_w      (w feeds t+1)
     i, f, o = sigmoid, g = tanh (gates)                   dphi   = dphi_t(out) + [dw_t c_u]_u       (eq. 47)
     c_t = f c_(t-1) + i g;  h_t = o tanh(c_t)             G      = exp(alpha_hat - beta (kappa - u)^2) (eq. 46,
-                                                                   saved; 0 where floored, attention.py)
+                                                                   saved; no gradient where floored, attention.py)
     alpha_hat, beta, dk = h_t W_win + b_win, exp, exp     dalpha_hat = sum_u dphi G
     kappa_t = kappa_(t-1) + dk                            dbeta_hat  = -beta sum_u dphi G (kappa - u)^2
     phi_t(u) = sum_k G_k(u)                               dkappa     = dkappa_(t+1) - 2 beta sum_u dphi G (kappa - u)
@@ -22,9 +22,9 @@ backward loop is BPTT through the cell and the window by hand::
 and each weight's gradient is summed step by step (``addmm_``). Everything a step saves stays a tensor of
 its own: stacking them into a few (T, B, ...) blocks of 5-20 MB made the forward and backward passes fault
 13,000 fresh pages a call (glibc hands such blocks back to the system when they are freed), which cost
-more than the loop's arithmetic (measured). ``HandwritingSynthesizer`` uses it
-outside autocast (its bf16 path keeps the recorded loop, whose window stays in fp32); it is tested against
-that loop (outputs and gradients) and by finite differences.
+more than the loop's arithmetic (measured). ``HandwritingSynthesizer`` uses it outside autocast (its bf16
+path keeps the recorded loop, whose window stays in fp32); it is tested against that loop (outputs and
+gradients) and by finite differences.
 """
 
 import torch
