@@ -23,7 +23,6 @@ nothing to ``w``; ``phi`` is ``(B, U + 1)``, its last column the position just p
 import math
 
 import numpy as np
-
 import torch
 from torch import nn
 

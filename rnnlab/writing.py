@@ -232,16 +232,15 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
     ids = torch.zeros(len(full), int(lengths.max()), dtype=torch.long, device=device)
     for i, t in enumerate(full):
         ids[i, : len(t)] = vocab.encode(list(t), "the text").to(device)
-    caps = torch.tensor([math.ceil(CAP_FACTOR * len(t) / chars_per_point) for t in texts],
-                        device=device)
+    caps = np.array([math.ceil(CAP_FACTOR * len(t) / chars_per_point) for t in texts])
 
     x = torch.zeros(len(full), 1, 3, device=device)
     if style is not None:  # read the style's strokes as the network's own past
         primer = torch.from_numpy(stats.normalise(style.offsets.astype(np.float32))).to(device)
         x = torch.cat([x, primer.expand(len(full), -1, -1)], dim=1)
     y, state = model(x, model.start(ids, lengths))
-    pen, finished = make_pen(model, state, y[:, -1], generator), StopRule(lengths.cpu().numpy(), ids.size(1) + 1)
-    caps = caps.cpu().numpy()
+    pen = make_pen(model, state, y[:, -1], generator)
+    finished = StopRule(np.array([len(t) for t in full]), ids.size(1) + 1)
     active = np.ones(len(full), dtype=bool)
     by_rule = np.zeros_like(active)
     lines = [[] for _ in texts]  # per line: the float32 (n, 3) pieces drawn so far, in data units
