@@ -12,6 +12,7 @@ gradient stops there) and handed to the next batch, until ``reset`` says a new e
 """
 
 from contextlib import contextmanager, nullcontext
+from functools import partial
 import logging
 import math
 import signal
@@ -113,7 +114,7 @@ class Step(NamedTuple):
 
 
 def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig, world: World = SINGLE,
-               stopping: bool = False, share: float = 1.0) -> Step:
+               stopping: bool = False, share: float = 1.0, loss_fn=None) -> Step:
     """One optimiser step on ``batch`` (already on the model's device), clipping as configured.
 
     ``loss`` is None when the loss or the gradient norm was non-finite and the step was skipped (no update;
@@ -121,11 +122,12 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
     detached for the next batch. In a job of several processes (``world``: distributed.py) ``batch`` is this
     process's block of rows, ``share`` its fraction of the batch's rows, the loss and the tokens are the
     whole job's, every process skips together and ``stop`` says whether any of them was ``stopping``.
+    ``loss_fn`` stands in for ``task.loss`` (the ``compile`` key's compiled one: :func:`compiled_step`).
     """
     if not getattr(model, "module", model).training:  # an evaluation or a preview (of the model inside DDP's
         model.train()                                    # wrapper) left it in eval mode; train() walks every module
     with autocast(config.precision, next(model.parameters()).device):
-        loss, new_carry, tokens = task.loss(model, batch, carry)
+        loss, new_carry, tokens = (loss_fn or task.loss)(model, batch, carry)
     loss = loss.float()
     if world.size > 1:
         # This process's part of the batch's loss: its share of the rows (or of the tokens, when the loss is a
@@ -137,10 +139,10 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
     _clear_grads(params)
     loss.backward()
     # The norm is measured before any clipping, so an inf gradient is seen, not clipped to a finite value.
-    if config.clip:
-        norm = torch.nn.utils.clip_grad_norm_(params, config.clip)
-    else:  # the norm alone, for the check below: clipping at inf would still rescale every gradient by 1
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = _total_norm(grads)
+    if config.clip:  # torch's clip_grad_norm_, without its grouping by device and dtype (one of each here)
+        torch._foreach_mul_(grads, torch.clamp(config.clip / (norm + 1e-6), max=1.0))
     # One host sync per step, after the backward pass: the loss, the norm, the tokens, the stop request and the
     # sum of each carried tensor come back together (summed over the processes of a job, in one all-reduce), so
     # a GPU never waits half-way through a step for the CPU to look at a number. A NaN or inf anywhere in a
@@ -160,9 +162,18 @@ def train_step(model, task, batch, carry, optimizer, params, config: TrainConfig
         _clear_grads(params)
         return Step(None, None, tokens, stop)
     if config.clip_value:
-        torch.nn.utils.clip_grad_value_(params, config.clip_value)
+        torch._foreach_clamp_min_(grads, -config.clip_value)
+        torch._foreach_clamp_max_(grads, config.clip_value)
     optimizer.step()
     return Step(loss_value, detach(new_carry) if carry_ok else None, tokens, stop)
+
+
+def _total_norm(grads: list) -> torch.Tensor:
+    """The 2-norm of all of ``grads`` together (torch's ``get_total_norm`` for tensors of one device and dtype,
+    as a model's are: its grouping cost 10 % of a min-char-rnn step, benchmarks/results.md)."""
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def _clear_grads(params: list) -> None:
@@ -172,12 +183,15 @@ def _clear_grads(params: list) -> None:
         p.grad = None
 
 
-def compiled_step(step):
-    """``step`` (:func:`train_step`) compiled by ``torch.compile``: the ``compile`` key. The forward pass and
-    loss become one generated kernel with its backward, and the optimiser's update another; the first calls
-    compile (about a minute on a small CPU), later ones run the kernels. It pays where a step is many small
-    operations (min-char-rnn: benchmarks/min_char_rnn.py), not where it is a few large matmuls."""
-    return torch.compile(step, dynamic=False)
+def compiled_step(task):
+    """:func:`train_step` with ``task.loss`` compiled by ``torch.compile``: the ``compile`` key. The forward
+    pass and the loss become generated kernels, and AOTAutograd compiles their backward too; the checks, the
+    clipping and the optimiser (torch's fused kernels already) stay as they are, outside the graph. The first
+    calls compile (tens of seconds on a small CPU), as does the first of a new batch shape. It pays where a
+    step is many small operations (min-char-rnn: benchmarks/min_char_rnn.py), not where it is a few large
+    matmuls."""
+    torch._dynamo.config.allow_rnn = True  # to read nn.RNN's weights: recurrent.py steps them itself when compiling
+    return partial(train_step, loss_fn=torch.compile(task.loss))
 
 
 def _load_state(saved: dict, model, optimizer, schedule, device, run_dir: str) -> tuple:
@@ -272,7 +286,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
     # must agree, since the saves at a stop are collective.
     replacing = bool(world.sum(torch.tensor([float(folder.replacing)]))[0]) if world.size > 1 else folder.replacing
     seed_rank(config.seed, world, step)
-    step_fn = compiled_step(train_step) if config.compile else train_step
+    step_fn = compiled_step(task) if config.compile else train_step
     bar = tqdm(total=total, initial=step, disable=None if world.writer else True, unit="step", dynamic_ncols=True)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     last_valid, stopped_early, began, saved_at = None, False, time.perf_counter(), step if resume else None

@@ -80,18 +80,17 @@ class RNNLanguageModel(nn.Module):
     def init_state(self, batch_size: int, device=None):
         return self.rnn.init_state(batch_size, device=device)
 
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout in training, when there is any (a module call costs 20 us: min-char-rnn's step is 2 ms)."""
+        return self.drop(x) if self.training and self.drop.p else x
+
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.one_hot[tokens] if self.embedding is None else self.embedding(tokens)
 
     def step(self, tokens: torch.Tensor, state=None):
         """One step: ids ``(B,)`` -> logits ``(B, vocab_size)`` and the new state (what sampling calls)."""
-        x = self._embed(tokens)
-        if self.training:
-            x = self.drop(x)
-        out, state = self.rnn.step(x, state)
-        if self.training:
-            out = self.drop(out)
-        return F.linear(out, self.decoder.weight, self.decoder.bias), state
+        out, state = self.rnn.step(self._drop(self._embed(tokens)), state)
+        return F.linear(self._drop(out), self.decoder.weight, self.decoder.bias), state
 
     def sampler(self, state):
         """Generation's step from ``state`` on: a function ``tokens (B,) -> logits (B, vocab_size)`` with
@@ -113,8 +112,8 @@ class RNNLanguageModel(nn.Module):
         check_sequence(tokens, "tokens", None, state_batch(state))
         if tokens.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"tokens must be integer ids (torch.long), got {tokens.dtype}")
-        out, state = self.rnn(self.drop(self._embed(tokens)), state)
-        return self.decoder(self.drop(out)), state
+        out, state = self.rnn(self._drop(self._embed(tokens)), state)
+        return self.decoder(self._drop(out)), state
 
 
 class SequenceClassifier(nn.Module):

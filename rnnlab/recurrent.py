@@ -11,6 +11,7 @@ Shapes: ``x`` is ``(B, T, input_size)``, outputs ``(B, T, hidden_size)``. The st
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 from torch.nn import functional as F
 
 from .cells import GRUCell, LSTMCell, RNNCell, set_forget_bias, unroll
@@ -106,6 +107,8 @@ class Recurrent(nn.Module):
         if self.fused and x.size(1) == 1:  # sampling, one step per call: the fused kernel's set-up dominates
             out, state = self.step(x[:, 0], state)
             return out.unsqueeze(1), state
+        if self.fused and is_compiling():  # the compile key: see _kernel_by_step
+            return self._by_layer(x, state, self._kernel_by_step)
         if self.fused and self.cell_type in ("rnn", "rnn_relu") and x.device.type == "cpu":
             relu, w = self.cell_type == "rnn_relu", self.rnn._flat_weights  # nn.RNN has no fused CPU kernel
 
@@ -124,6 +127,17 @@ class Recurrent(nn.Module):
         if self.fused:
             return self.rnn(x, state)
         return self._by_layer(x, state, lambda k, x, layer_state: unroll(self.cells[k], x, layer_state))
+
+    def _kernel_by_step(self, k: int, x: torch.Tensor, layer_state):
+        """Layer ``k`` over the whole of ``x`` as one torch cell kernel a step (``torch.lstm_cell`` etc.): the
+        path under ``torch.compile``, which traces these ops and fuses them with their backward, where it
+        cannot see into ``nn.RNN``'s kernels or the autograd functions of elman.py and lstm_bf16.py."""
+        kernel, w, lstm = STEP_KERNELS[self.cell_type], self.rnn._flat_weights[4 * k : 4 * k + 4], self.cell_type == "lstm"
+        outputs = []
+        for x_t in x.unbind(1):
+            layer_state = kernel(x_t, layer_state, *w)
+            outputs.append(layer_state[0] if lstm else layer_state)
+        return torch.stack(outputs, 1), layer_state
 
     def step(self, x: torch.Tensor, state=None):
         """One time step for the whole stack: ``x`` ``(B, input_size)`` -> top output ``(B, H)`` and the new state.

@@ -44,7 +44,7 @@ def test_the_backward_pass_matches_finite_differences():
     assert torch.autograd.gradcheck(LSTMLayer.apply, args)
 
 
-@pytest.mark.skipif(not precision.cpu_has_bf16(), reason="this CPU has no bf16 instructions")
+@pytest.mark.skipif(not precision.cpu_has_bf16(), reason="nn.LSTM does not run in bf16 on a CPU without bf16 instructions")
 def test_under_bf16_it_stays_within_rounding_of_fp32_and_recurrent_uses_it(monkeypatch):
     torch.manual_seed(2)
     stack = Recurrent("lstm", 32, 64, num_layers=2)

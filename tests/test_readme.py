@@ -3,8 +3,11 @@ module of the package (and no module that is gone)."""
 
 import contextlib
 import io
+import math
 import os
 import re
+
+import torch
 
 import rnnlab
 
@@ -31,19 +34,56 @@ def python_blocks(section: str) -> list[tuple[str, str | None]]:
     return pairs
 
 
+# The README's outputs were printed on a CPU of this vector width (torch.backends.cpu.get_cpu_capability()).
+# Sampling from fixed weights gives the same numbers on any x86 CPU (measured on AVX-512 and AVX2), but 300
+# steps of training do not: the float sums run in another order on another width, and the run ends elsewhere.
+README_CPU = "AVX512"
+METRICS = re.compile(r"([\d.]+) nats/char \(([\d.]+) bits\) on ([\d,]+) characters\n")
+
+
+def trained_elsewhere_alike(got: str, expected: str) -> bool:
+    """The training block's output from a CPU of another width: the same prime and sample length, the same
+    characters scored, bits that are the nats in base 2, and a loss within 0.1 nats of the README's."""
+    got_metrics, expected_metrics = METRICS.search(got), METRICS.search(expected)
+    if not got_metrics or got_metrics.end() != len(got):
+        return False
+    nats, bits = float(got_metrics[1]), float(got_metrics[2])
+    sample, expected_sample = got[: got_metrics.start()], expected[: expected_metrics.start()]
+    return (sample.split("\n")[0] == expected_sample.split("\n")[0] and len(sample) == len(expected_sample)
+            and got_metrics[3] == expected_metrics[3] and abs(bits - nats / math.log(2)) < 2e-3
+            and abs(nats - float(expected_metrics[1])) < 0.1)
+
+
 def test_the_from_python_blocks_run_and_print_what_the_readme_shows(tmp_path, monkeypatch):
     blocks = python_blocks(_section("From Python"))
     assert len(blocks) >= 3 and all(output is not None for _, output in blocks)
     monkeypatch.chdir(tmp_path)
-    namespace = {}
+    namespace, same_cpu = {}, torch.backends.cpu.get_cpu_capability() == README_CPU
     for code, expected in blocks:
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 -- the README's own code
-        assert printed.getvalue() == expected, code
+        if same_cpu or "rnnlab.train(" not in code:
+            assert printed.getvalue() == expected, code
+        else:
+            assert trained_elsewhere_alike(printed.getvalue(), expected), (code, printed.getvalue())
     docs = os.path.join(HERE, os.pardir, "docs")
     assert (tmp_path / "hello.png").read_bytes() == open(os.path.join(docs, "hello.png"), "rb").read()
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_a_training_block_from_another_cpu_is_held_to_what_does_not_depend_on_it():
+    expected = next(out for code, out in python_blocks(_section("From Python")) if "rnnlab.train(" in code)
+    avx2 = ("ROMEO:\nCawest here the uagl, thastintor af cemens wint anvif teachich\n\nOWoNH RCLISOZ:\nIoalg gaies, "
+            "wots nongrit of fon or doun\n2.309 nats/char (3.331 bits) on 111,450 characters\n")  # AVX2, 2026-12-02
+    assert trained_elsewhere_alike(avx2, expected)
+    assert trained_elsewhere_alike(expected, expected)
+    assert not trained_elsewhere_alike(avx2.replace("2.309 nats/char (3.331", "2.509 nats/char (3.620"), expected)
+    assert not trained_elsewhere_alike(avx2.replace("(3.331", "(3.377"), expected)  # bits that are not the nats
+    assert not trained_elsewhere_alike(avx2.replace("111,450", "111,449"), expected)
+    assert not trained_elsewhere_alike(avx2.replace("doun\n", "dou\n"), expected)  # a shorter sample
+    assert not trained_elsewhere_alike(avx2.replace("ROMEO:", "JULIET"), expected)
+    assert not trained_elsewhere_alike(avx2 + "more\n", expected)
 
 
 def test_the_layout_lists_every_module_and_only_modules_that_exist():
