@@ -228,8 +228,9 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
     device = next(model.parameters()).device
     prefix = style.text + " " if style else ""
     full = [prefix + text for text in texts]
-    lengths = torch.tensor([len(t) for t in full], device=device)
-    ids = torch.zeros(len(full), int(lengths.max()), dtype=torch.long, device=device)
+    sizes = np.array([len(t) for t in full])
+    lengths = torch.from_numpy(sizes).to(device)
+    ids = torch.zeros(len(full), int(sizes.max()), dtype=torch.long, device=device)
     for i, t in enumerate(full):
         ids[i, : len(t)] = vocab.encode(list(t), "the text").to(device)
     caps = np.array([math.ceil(CAP_FACTOR * len(t) / chars_per_point) for t in texts])
@@ -240,7 +241,7 @@ def write_stream(model, vocab: Vocab, texts: list[str], bias: float, generator: 
         x = torch.cat([x, primer.expand(len(full), -1, -1)], dim=1)
     y, state = model(x, model.start(ids, lengths))
     pen = make_pen(model, state, y[:, -1], generator)
-    finished = StopRule(np.array([len(t) for t in full]), ids.size(1) + 1)
+    finished = StopRule(sizes, ids.size(1) + 1)
     active = np.ones(len(full), dtype=bool)
     by_rule = np.zeros_like(active)
     lines = [[] for _ in texts]  # per line: the float32 (n, 3) pieces drawn so far, in data units

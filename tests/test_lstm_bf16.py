@@ -5,10 +5,11 @@ autocast it stays within bf16's rounding of fp32 nn.LSTM; Recurrent uses it only
 import pytest
 import torch
 
-from rnnlab import precision
 from rnnlab import recurrent
 from rnnlab.lstm_bf16 import LSTMLayer
 from rnnlab.recurrent import Recurrent
+
+from test_precision import needs_bf16_cpu
 
 
 def lstm_and_inputs(layers=2, batch=3, dtype=torch.float64, seed=0):
@@ -44,7 +45,7 @@ def test_the_backward_pass_matches_finite_differences():
     assert torch.autograd.gradcheck(LSTMLayer.apply, args)
 
 
-@pytest.mark.skipif(not precision.cpu_has_bf16(), reason="nn.LSTM does not run in bf16 on a CPU without bf16 instructions")
+@needs_bf16_cpu
 def test_under_bf16_it_stays_within_rounding_of_fp32_and_recurrent_uses_it(monkeypatch):
     torch.manual_seed(2)
     stack = Recurrent("lstm", 32, 64, num_layers=2)
