@@ -139,7 +139,7 @@ class Rnnlab:
         self.model = charlm.CharLM.build_model(self.config, self.task.vocab)
         self.params = list(self.model.parameters())
         self.optimizer = build_optimizer(self.params, self.config)
-        self.step_fn = compiled_step(self.task) if compile else train_step
+        self.step_fn = compiled_step(self.task, "cpu") if compile else train_step
         self.carry, self.step = None, 0
 
     def run(self, steps: int) -> float:

@@ -183,7 +183,13 @@ def _clear_grads(params: list) -> None:
         p.grad = None
 
 
-def compiled_step(task):
+# Inductor's options for a CPU step (benchmarks/results.md, min-char-rnn): a matmul of one row (batch 1)
+# becomes a generated multiply-and-sum, fused with its neighbours, instead of an MKL call of a few us; and
+# the generated code is called from a C++ wrapper instead of Python, one call a graph instead of one a kernel.
+CPU_COMPILE_OPTIONS = {"post_grad_fusion_options": {"decompose_mm_pass": {}}, "cpp_wrapper": True}
+
+
+def compiled_step(task, device: str = "cpu"):
     """:func:`train_step` with ``task.loss`` compiled by ``torch.compile``: the ``compile`` key. The forward
     pass and the loss become generated kernels, and AOTAutograd compiles their backward too; the checks, the
     clipping and the optimiser (torch's fused kernels already) stay as they are, outside the graph. The first
@@ -191,7 +197,8 @@ def compiled_step(task):
     step is many small operations (min-char-rnn: benchmarks/min_char_rnn.py), not where it is a few large
     matmuls."""
     torch._dynamo.config.allow_rnn = True  # to read nn.RNN's weights: recurrent.py steps them itself when compiling
-    return partial(train_step, loss_fn=torch.compile(task.loss))
+    options = CPU_COMPILE_OPTIONS if torch.device(device).type == "cpu" else None
+    return partial(train_step, loss_fn=torch.compile(task.loss, options=options))
 
 
 def _load_state(saved: dict, model, optimizer, schedule, device, run_dir: str) -> tuple:
@@ -286,7 +293,7 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
     # must agree, since the saves at a stop are collective.
     replacing = bool(world.sum(torch.tensor([float(folder.replacing)]))[0]) if world.size > 1 else folder.replacing
     seed_rank(config.seed, world, step)
-    step_fn = compiled_step(task) if config.compile else train_step
+    step_fn = compiled_step(task, device) if config.compile else train_step
     bar = tqdm(total=total, initial=step, disable=None if world.writer else True, unit="step", dynamic_ncols=True)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     last_valid, stopped_early, began, saved_at = None, False, time.perf_counter(), step if resume else None

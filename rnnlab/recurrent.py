@@ -107,15 +107,15 @@ class Recurrent(nn.Module):
         if self.fused and x.size(1) == 1:  # sampling, one step per call: the fused kernel's set-up dominates
             out, state = self.step(x[:, 0], state)
             return out.unsqueeze(1), state
-        if self.fused and is_compiling():  # the compile key: see _kernel_by_step
-            return self._by_layer(x, state, self._kernel_by_step)
         if self.fused and self.cell_type in ("rnn", "rnn_relu") and x.device.type == "cpu":
             relu, w = self.cell_type == "rnn_relu", self.rnn._flat_weights  # nn.RNN has no fused CPU kernel
 
-            def elman(k, x, h):
+            def elman(k, x, h):  # Dynamo traces this autograd function too: each weight's gradient one matmul
                 return ElmanLayer.apply(x, h, *w[4 * k : 4 * k + 4], relu)
 
             return self._by_layer(x, state, elman)
+        if self.fused and is_compiling():  # the compile key: see _kernel_by_step
+            return self._by_layer(x, state, self._kernel_by_step)
         if self.fused and self.cell_type == "lstm" and bf16_lstm_applies(x, self.hidden_size):
             w = self.rnn._flat_weights  # oneDNN's bf16 backward is slow here (lstm_bf16.py)
 
@@ -130,8 +130,8 @@ class Recurrent(nn.Module):
 
     def _kernel_by_step(self, k: int, x: torch.Tensor, layer_state):
         """Layer ``k`` over the whole of ``x`` as one torch cell kernel a step (``torch.lstm_cell`` etc.): the
-        path under ``torch.compile``, which traces these ops and fuses them with their backward, where it
-        cannot see into ``nn.RNN``'s kernels or the autograd functions of elman.py and lstm_bf16.py."""
+        path under ``torch.compile`` (but for elman.py's CPU layer, which Dynamo traces), which traces these
+        ops and fuses them with their backward, where it cannot see into ``nn.RNN``'s kernels."""
         kernel, w, lstm = STEP_KERNELS[self.cell_type], self.rnn._flat_weights[4 * k : 4 * k + 4], self.cell_type == "lstm"
         outputs = []
         for x_t in x.unbind(1):

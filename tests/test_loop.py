@@ -360,3 +360,30 @@ def test_a_run_that_never_reached_a_checkpoint_does_not_block_a_new_one(tmp_path
     assert "is kept" not in err
     monkeypatch.undo()
     assert main(train_args(text_file, out)) == 0
+
+
+@pytest.mark.parametrize("device, options", [("cpu", "cpu"), ("cuda", None)])
+def test_the_compile_key_compiles_the_loss_with_the_devices_options(device, options, monkeypatch):
+    # The suite never compiles: torch.compile is replaced by a recorder that hands the function back, so the
+    # wiring is checked (what is compiled, with which Inductor options) and the step it builds is train_step.
+    from rnnlab import loop
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, options=None: compiled.append((fn, options)) or fn)
+    monkeypatch.setattr(torch._dynamo.config, "allow_rnn", torch._dynamo.config.allow_rnn)  # restored after
+    config = tiny_config()
+    torch.manual_seed(0)
+    task = CharLM(config, text=TEXT)
+    step_fn = loop.compiled_step(task, device)
+    assert compiled == [(task.loss, loop.CPU_COMPILE_OPTIONS if options else None)]
+    results = []
+    for fn in (step_fn, train_step):
+        torch.manual_seed(1)
+        model = CharLM.build_model(config, task.vocab)
+        params = list(model.parameters())
+        optimizer = build_optimizer(params, config)
+        batch, _ = task.train_batch(0)
+        results.append((fn(model, task, batch, None, optimizer, params, config).loss, [p.detach().clone() for p in params]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        assert torch.equal(a, b)
