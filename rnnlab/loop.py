@@ -195,7 +195,7 @@ def compiled_step(task, device: str = "cpu"):
     clipping and the optimiser (torch's fused kernels already) stay as they are, outside the graph. The first
     calls compile (tens of seconds on a small CPU), as does the first of a new batch shape. It pays where a
     step is many small operations (min-char-rnn: benchmarks/min_char_rnn.py), not where it is a few large
-    matmuls."""
+    matmuls. On the CPU Inductor gets :data:`CPU_COMPILE_OPTIONS`."""
     torch._dynamo.config.allow_rnn = True  # to read nn.RNN's weights: recurrent.py steps them itself when compiling
     options = CPU_COMPILE_OPTIONS if torch.device(device).type == "cpu" else None
     return partial(train_step, loss_fn=torch.compile(task.loss, options=options))
