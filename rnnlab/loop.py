@@ -189,7 +189,7 @@ def _clear_grads(params: list) -> None:
 CPU_COMPILE_OPTIONS = {"post_grad_fusion_options": {"decompose_mm_pass": {}}, "cpp_wrapper": True}
 
 
-def compiled_step(task, device: str = "cpu"):
+def compiled_step(task, device):
     """:func:`train_step` with ``task.loss`` compiled by ``torch.compile``: the ``compile`` key. The forward
     pass and the loss become generated kernels, and AOTAutograd compiles their backward too; the checks, the
     clipping and the optimiser (torch's fused kernels already) stay as they are, outside the graph. The first

@@ -362,8 +362,8 @@ def test_a_run_that_never_reached_a_checkpoint_does_not_block_a_new_one(tmp_path
     assert main(train_args(text_file, out)) == 0
 
 
-@pytest.mark.parametrize("device, options", [("cpu", "cpu"), ("cuda", None)])
-def test_the_compile_key_compiles_the_loss_with_the_devices_options(device, options, monkeypatch):
+@pytest.mark.parametrize("device, cpu_options", [("cpu", True), ("cuda", False)])
+def test_the_compile_key_compiles_the_loss_with_the_devices_options(device, cpu_options, monkeypatch):
     # The suite never compiles: torch.compile is replaced by a recorder that hands the function back, so the
     # wiring is checked (what is compiled, with which Inductor options) and the step it builds is train_step.
     from rnnlab import loop
@@ -375,7 +375,7 @@ def test_the_compile_key_compiles_the_loss_with_the_devices_options(device, opti
     torch.manual_seed(0)
     task = CharLM(config, text=TEXT)
     step_fn = loop.compiled_step(task, device)
-    assert compiled == [(task.loss, loop.CPU_COMPILE_OPTIONS if options else None)]
+    assert compiled == [(task.loss, loop.CPU_COMPILE_OPTIONS if cpu_options else None)]
     results = []
     for fn in (step_fn, train_step):
         torch.manual_seed(1)
