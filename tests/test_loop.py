@@ -370,11 +370,11 @@ def test_the_compile_key_compiles_the_loss_with_the_devices_options(device, cpu_
 
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda fn, options=None: compiled.append((fn, options)) or fn)
-    monkeypatch.setattr(torch._dynamo.config, "allow_rnn", torch._dynamo.config.allow_rnn)  # restored after
     config = tiny_config()
     torch.manual_seed(0)
     task = CharLM(config, text=TEXT)
-    step_fn = loop.compiled_step(task, device)
+    with torch._dynamo.config.patch(allow_rnn=torch._dynamo.config.allow_rnn):  # compiled_step sets it: restored
+        step_fn = loop.compiled_step(task, device)
     assert compiled == [(task.loss, loop.CPU_COMPILE_OPTIONS if cpu_options else None)]
     results = []
     for fn in (step_fn, train_step):
