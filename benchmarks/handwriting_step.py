@@ -4,7 +4,7 @@
 
 Forward + backward of the summed mixture NLL, batch 32, 300 points, 3 x 400 LSTM (``--hidden 128``: the
 bundled model's width), K = 10 window Gaussians,
-M = 20 mixtures, a 30-character text over the 80-character IAM-OnDB alphabet:
+M = 20 mixtures, a 30-character text over the 78-character IAM-OnDB alphabet (rnnlab.data.strokes):
 
 - ``rnnlab``: ``HandwritingSynthesizer``, layer 1 + window in a step loop, layers 2-3 over the whole sequence;
 - ``(a) eager per-step``: the same network and weights with every layer advanced one step at a time
@@ -52,6 +52,20 @@ def _round_robin_ms(device, repeats: int, steps: dict) -> dict:
             if i >= WARMUP:
                 times[name].append(1000 * (time.perf_counter() - start))
     return times
+
+
+def matmul_work(hidden: int, letters: int = len(ALPHABET)) -> dict:
+    """Multiply-adds of each network's matrix products per point of a line, forward (backward does twice as
+    many, for every one of them alike), from the shapes alone: where a step is bound by its matmuls, as these
+    are on a CPU at batch 32, the ratio of two networks' work is the floor of the ratio of their times."""
+    def lstm(inputs):
+        return 4 * hidden * (inputs + hidden)
+
+    head = output_size(MIXTURES)
+    window = hidden * 3 * GAUSSIANS + (TEXT_LENGTH + 1) * letters  # the window's parameters, w = phi . onehot
+    return {"rnnlab": lstm(3 + letters) + (LAYERS - 1) * lstm(3 + letters + hidden) + LAYERS * hidden * head + window,
+            "lstm_stack": lstm(3) + (LAYERS - 1) * lstm(hidden) + hidden * head,
+            "prediction": lstm(3) + (LAYERS - 1) * lstm(3 + hidden) + LAYERS * hidden * head}
 
 
 def _ratio(times: dict, a: str, b: str) -> float:
@@ -107,8 +121,11 @@ def main() -> None:
     speedup, gap = _ratio(times, "eager_per_step", "rnnlab"), _ratio(times, "rnnlab", "lstm_stack")
     print(f"rnnlab is {speedup:.2f}x faster than (a), {gap:.2f}x slower than (b) and "
           f"{_ratio(times, 'rnnlab', 'prediction'):.2f}x (c) (medians of the rounds' ratios)")
+    work = matmul_work(args.hidden)
+    print(f"matmul work per point: rnnlab {work['rnnlab'] / work['lstm_stack']:.2f}x (b)'s and "
+          f"{work['rnnlab'] / work['prediction']:.2f}x (c)'s (the window's {len(ALPHABET)} letters enter every layer)")
     print(json.dumps({"device": device.type, "name": name, "batch": args.batch, "points": args.points,
-                      "ms": results, "speedup_vs_eager": speedup, "slowdown_vs_lstm_stack": gap,
+                      "ms": results, "matmul_work": work, "speedup_vs_eager": speedup, "slowdown_vs_lstm_stack": gap,
                       "slowdown_vs_prediction": _ratio(times, "rnnlab", "prediction")}))
 
 
