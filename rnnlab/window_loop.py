@@ -19,16 +19,17 @@ off the whole step against the recorded loop (benchmarks/results.md)::
                                                                    clamped to +-clip (Graves' derivative clipping)
                                                           then the LSTM cell's own backward, to dgates_t
 
-Layer 1's inputs and gate gradients sit in blocks of ``BLOCK`` steps, ``(25, B, ...)``, and each block's
-weight gradient is one matmul over its 25 x B rows, not 25 of B rows each. Larger blocks would not pay:
-stacking whole sequences into (T, B, ...) tensors of 5-20 MB made the forward and backward passes fault
-13,000 fresh pages a call (glibc hands such blocks back to the system when they are freed), which cost
-more than the loop's arithmetic (measured); blocks of 25 fault none. The forward pass also keeps, for each
-step, what the backward pass multiplies by (each gate's derivative times its partner, and dh/dc), so that
-the backward step is a few fused products instead of three dozen small operations. A term whose exponent
-sits on the floor passes on e^-80 (1.8e-35) of its gradient where attention.py's clamp passes none. ``HandwritingSynthesizer`` uses it outside autocast (its bf16
-path keeps the recorded loop, whose window stays in fp32); it is tested against that loop (outputs and
-gradients) and by finite differences.
+Layer 1's inputs are written row by row into one (T, B, 3 + A + H) tensor and the backward loop writes
+each step's gate gradients into one (T, B, 4H) tensor, so each weight's gradient is one matmul over all
+T x B rows after the loop, not an ``addmm_`` of B rows a step. (A 2026-12-01 note in
+benchmarks/results.md found such whole-sequence tensors faulting 13,000 fresh pages a call; the VM of
+2026-12-02 faulted 0-1, and blocks of 25 or 100 steps were slower there.) The forward pass also keeps, for
+each step, what the backward pass multiplies by (each gate's derivative times its partner, and dh/dc), so
+the backward step is a few fused products instead of three dozen small operations: with both, 0.89x the
+loop's time. A term whose exponent sits on the floor passes on e^-80 (1.8e-35) of its gradient where
+attention.py's clamp passes none. ``HandwritingSynthesizer`` uses it outside autocast (its bf16 path keeps
+the recorded loop, whose window stays in fp32); it is tested against that loop (outputs and gradients) and
+by finite differences.
 """
 
 import torch
