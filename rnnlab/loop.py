@@ -256,6 +256,9 @@ def train(model: torch.nn.Module, task, config: TrainConfig, folder, resume: boo
     """
     device = device_of(resolve_device(config.device), world)
     check_precision(config.precision, device)
+    if config.compile and task.compile_refused:
+        raise UserError(f"compile=true does not suit the {task.name} task: {task.compile_refused}; train without it "
+                        f"(--set compile=false)")
     model.to(device)
     task.to(device)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -42,6 +42,7 @@ class Task(ABC):
         loss_is_token_mean  True when ``loss`` is a mean over the ``tokens`` it reports and a batch's rows may
                         hold different numbers of them (masked labels): the processes of a job then weight
                         their losses by their shares (distributed.py); False when every row counts alike
+        compile_refused why the ``compile`` key is refused for this task, in a clause ("" when it is not)
     """
 
     name: ClassVar[str]
@@ -51,6 +52,7 @@ class Task(ABC):
     generates: ClassVar[str]
     model_signature: ClassVar[str]
     loss_is_token_mean: ClassVar[bool] = False
+    compile_refused: ClassVar[str] = ""
 
     @classmethod
     @abstractmethod

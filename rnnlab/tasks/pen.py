@@ -130,6 +130,10 @@ class PenTask(Task):
     enters its model (:meth:`forward`)."""
 
     Config = PenConfig
+    # Measured on one CPU thread (2026-12-02): synthesis-cpu and graves-prediction at batch 4 on the synthetic
+    # lines each compiled for over 10 minutes without finishing their first step.
+    compile_refused = ("its lines are hundreds of points long and torch.compile traces its recurrent layers one "
+                       "point at a time, so the first step compiles for more than 10 minutes")
 
     @classmethod
     def loss_unit(cls, vocab) -> str:
