@@ -29,6 +29,13 @@ class Preset:
     source: str
 
 
+# Why the tasks of whole lines of pen points (tasks/pen.py, tasks/recognize.py) refuse the compile key: on one
+# CPU thread (2026-12-02) synthesis-cpu, graves-prediction and recognizer-cpu at batch 4 on the synthetic
+# lines each compiled for more than 10 minutes without finishing their first step.
+LONG_LINES = ("its lines are hundreds of points long and torch.compile traces its recurrent layers one point at a "
+              "time, so the first step compiles for more than 10 minutes")
+
+
 class Task(ABC):
     """One learning problem. Class level: the description; an instance: one run's data.
 

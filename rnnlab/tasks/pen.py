@@ -29,7 +29,7 @@ from ..data.text import Vocab
 from ..distributed import SINGLE, World
 from ..errors import UserError
 from ..mixture import sequence_nll, split_params
-from .base import Task
+from .base import LONG_LINES, Task
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,7 @@ class PenTask(Task):
     enters its model (:meth:`forward`)."""
 
     Config = PenConfig
-    # Measured on one CPU thread (2026-12-02): synthesis-cpu and graves-prediction at batch 4 on the synthetic
-    # lines each compiled for over 10 minutes without finishing their first step.
-    compile_refused = ("its lines are hundreds of points long and torch.compile traces its recurrent layers one "
-                       "point at a time, so the first step compiles for more than 10 minutes")
+    compile_refused = LONG_LINES
 
     @classmethod
     def loss_unit(cls, vocab) -> str:

@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..ngram import MAX_LABELS, MAX_ORDER, CharNgram
 from ..reading import Decoder, batch_features, edits, encode_texts, needed_frames, rates, read
 from ..recognizer import Recognizer
-from .base import Preset, Task
+from .base import LONG_LINES, Preset, Task
 from .pen import load_lines, scored_lines
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class Recognize(Task):
     model_signature = ("model(features (B, T, 4), state=lengths (B,)) -> (log-probabilities (B, T', 1 + A), "
                        "state=frame lengths (B,))")
     loss_is_token_mean = True  # nats per character: lines of a batch hold different numbers of them
+    compile_refused = LONG_LINES
 
     @classmethod
     def loss_unit(cls, vocab) -> str:

@@ -12,7 +12,7 @@ from rnnlab.errors import UserError
 from rnnlab.tasks import TASKS
 from rnnlab.tasks.base import GENERATES, Preset, Task
 
-from conftest import write_corpus
+from conftest import fails, write_corpus
 
 TINY_KEYS = {
     "charlm": dict(hidden_size=8, num_layers=1, seq_len=8, batch_size=4, preview_length=0),
@@ -91,3 +91,18 @@ def test_a_task_trains_evaluates_describes_and_generates_through_the_protocol(na
         else:
             with pytest.raises(UserError, match=f"a {name} run (does not|cannot)"):
                 attempt()
+
+
+def test_the_tasks_of_whole_pen_lines_refuse_the_compile_key_in_one_line(tmp_path, capsys):
+    """torch.compile traces the recurrent layers a point at a time, so a line's first step would compile for
+    minutes (tasks/base.py, LONG_LINES): those tasks refuse compile=true naming the way out, before anything
+    is written. (The suite never compiles, so the other tasks' compiled steps are not run here.)"""
+    refused = sorted(name for name, task in TASKS.items() if task.compile_refused)
+    assert refused == ["handwriting", "recognize", "synthesis"]
+    for name in refused:
+        out = tmp_path / name
+        keys = [f"{key}={value}" for key, value in TINY_KEYS[name].items()]
+        fails(capsys, ["train", name, "--set", *keys, "compile=true", "--max-steps", "1", "--out", str(out),
+                       "--device", "cpu"], f"compile=true does not suit the {name} task", "one point at a time",
+              "--set compile=false")
+        assert not out.exists()

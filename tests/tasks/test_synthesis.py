@@ -240,17 +240,6 @@ def test_a_synthesis_preset_names_its_task(tmp_path, capsys):
     assert not os.path.exists(out)
 
 
-@pytest.mark.parametrize("task", ["synthesis", "handwriting"])
-def test_the_compile_key_is_refused_in_one_line_before_training(task, tmp_path, capsys):
-    """torch.compile traces the layers a point at a time, so a line's first step would compile for minutes
-    (tasks/pen.py): compile=true is refused, naming the way out, and nothing is written."""
-    out = str(tmp_path / "run")
-    keys = TINY if task == "synthesis" else [key for key in TINY if not key.startswith("window_")]
-    fails(capsys, ["train", task, "--set", *keys, "compile=true", "--max-steps", "2", "--out", out, "--device", "cpu"],
-          f"compile=true does not suit the {task} task", "one point at a time", "--set compile=false")
-    assert not os.path.exists(out)
-
-
 # ------------------------------------------------------------------------------------- the bundled model
 
 
