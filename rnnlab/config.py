@@ -56,7 +56,8 @@ class TrainConfig:
     threads: int = 0                # CPU threads while training; 0 = the command's (threads.py: the free cores)
     precision: str = "fp32"         # fp32, or bf16: matrix products in bfloat16 under autocast (precision.py)
     compile: bool = False           # compile the task's forward pass and loss (and so their backward) with
-                                    # torch.compile: seconds to minutes to start; on a CPU it pays little
+                                    # torch.compile: seconds to minutes to start; on a CPU it pays little;
+                                    # the tasks of pen lines refuse it (tasks/base.py, LONG_LINES)
     dist_timeout: float = DEFAULT_TIMEOUT_SECONDS  # seconds a process of a torchrun job waits in a
                                     # collective before it fails (a dead or stuck peer) instead of hanging
 
