@@ -82,7 +82,7 @@ class WindowLoop(torch.autograd.Function):
             gaussian = exponent.clamp_min_(EXPONENT_FLOOR).exp_()  # attention.window_weights
             phi = gaussian.sum(1)
             w = torch.bmm(phi.unsqueeze(1), padded).squeeze(1)
-            saved.append((f, local, to_c, h, beta_step, distance, squared, gaussian))
+            saved.append((f.contiguous(), local, to_c, h, beta_step, distance, squared, gaussian))  # not all of act
             hs.append(h)
             ws.append(w)
             phis.append(phi)
