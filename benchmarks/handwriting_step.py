@@ -15,8 +15,9 @@ M = 20 mixtures, a 30-character text over the 78-character IAM-OnDB alphabet (rn
   same skip connections into every layer and the head, no window): what the window itself costs.
 
 The four run in turn, one step each a round, ``--repeats`` rounds after 2 warm-up rounds (this VM's speed
-drifts within a minute); reports each one's median milliseconds, the medians of the rounds' ratios, and one
-JSON line.
+drifts within a minute); reports each one's median milliseconds, the medians of the rounds' ratios, each
+network's matmul work per point (``matmul_work``: the floor of those ratios where the matmuls bound the
+step, as on a CPU), and one JSON line.
 """
 
 import argparse
