@@ -34,6 +34,8 @@ class LSTMLayer(torch.autograd.Function):
         x_tm = x.transpose(0, 1).reshape(steps * batch, inputs)
         projected = torch.addmm(bias_ih + bias_hh, x_tm, weight_ih.t()).view(steps, batch, 4 * hidden)
         work = torch.promote_types(weight_hh.dtype, torch.float32)  # the gates' and the state's dtype: fp32
+        if torch.is_autocast_enabled("cpu"):  # cast W_hh once: autocast caches casts of leaf weights only,
+            weight_hh = weight_hh.to(torch.get_autocast_dtype("cpu"))  # and weight_drop's W_hh is not one
         w_hh_t, h, c = weight_hh.t(), h0, c0.to(work)
         hs, cs, acts = [], [], []
         for p_t in projected.unbind(0):

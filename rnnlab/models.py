@@ -44,7 +44,8 @@ class RNNLanguageModel(nn.Module):
     embedding (or one-hot when ``embedding_size == 0``, as in min-char-rnn and char-rnn) -> dropout ->
     recurrent stack (dropout between layers) -> dropout -> linear decoder. The dropout placement is
     Zaremba et al.'s: on the embedding output, between layers and before the softmax. ``tied`` shares the
-    embedding matrix with the decoder's weight (Press & Wolf 2017; Inan et al. 2017).
+    embedding matrix with the decoder's weight (Press & Wolf 2017; Inan et al. 2017). ``weight_drop`` is
+    DropConnect on the recurrent matrices in training (Merity et al. 2018; ``Recurrent``).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class RNNLanguageModel(nn.Module):
         init: str = "default",
         init_scale: float = 0.1,
         tied: bool = False,
+        weight_drop: float = 0.0,
     ):
         super().__init__()
         self.vocab_size = vocab_size
@@ -68,7 +70,7 @@ class RNNLanguageModel(nn.Module):
             self.register_buffer("one_hot", torch.eye(vocab_size), persistent=False)
         self.drop = nn.Dropout(dropout)
         self.rnn = Recurrent(cell, embedding_size or vocab_size, hidden_size, num_layers,
-                             dropout=dropout, forget_bias=forget_bias)
+                             dropout=dropout, forget_bias=forget_bias, weight_drop=weight_drop)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if tied:
             if embedding_size != hidden_size:

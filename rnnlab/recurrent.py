@@ -36,6 +36,8 @@ class Recurrent(nn.Module):
     "cells" force one. On the CPU the "torch" path trains a tanh or ReLU stack with ``elman.py`` and a
     narrow-batch LSTM under bf16 with ``lstm_bf16.py``, the same math (tested against torch's modules) on
     the same parameters. ``dropout`` applies between layers; ``forget_bias`` sets the LSTM forget gates' bias.
+    ``weight_drop`` is DropConnect on each layer's recurrent matrix ``W_hh`` in training, one mask a forward
+    call (Merity et al. 2018's AWD-LSTM): it regularises the recurrence without touching the fused kernels.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class Recurrent(nn.Module):
         forget_bias: float = 0.0,
         peepholes: bool = False,
         impl: str = "auto",
+        weight_drop: float = 0.0,
     ):
         super().__init__()
         if cell not in CELL_TYPES:
@@ -64,6 +67,12 @@ class Recurrent(nn.Module):
         self.fused = impl == "torch" or (impl == "auto" and not peepholes)
         if self.fused and peepholes:
             raise ValueError("torch's fused LSTM has no peepholes: use impl='cells' or 'auto'")
+        if not 0 <= weight_drop < 1:
+            raise ValueError(f"weight_drop must be in [0, 1), got {weight_drop}")
+        if weight_drop and not self.fused:
+            raise ValueError("weight_drop drops the fused stack's W_hh; the hand-written cells (peepholes, "
+                             "impl='cells') have none")
+        self.weight_drop = weight_drop
         if self.fused:
             kind = {"rnn": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
             extra = {"nonlinearity": "relu"} if cell == "rnn_relu" else {}
@@ -104,35 +113,50 @@ class Recurrent(nn.Module):
     def forward(self, x: torch.Tensor, state=None):
         """``x``: ``(B, T, input_size)``; ``state``: None or as from ``init_state``. Returns ``(B, T, H)`` and the state."""
         check_sequence(x, "recurrent input", self.input_size, state_batch(state))
-        if self.fused and x.size(1) == 1:  # sampling, one step per call: the fused kernel's set-up dominates
+        if not self.fused:
+            return self._by_layer(x, state, lambda k, x, layer_state: unroll(self.cells[k], x, layer_state))
+        if x.size(1) == 1:  # sampling, one step per call: the fused kernel's set-up dominates
             out, state = self.step(x[:, 0], state)
             return out.unsqueeze(1), state
-        if self.fused and self.cell_type in ("rnn", "rnn_relu") and x.device.type == "cpu":
-            relu, w = self.cell_type == "rnn_relu", self.rnn._flat_weights  # nn.RNN has no fused CPU kernel
+        w = self.weights()
+        if self.cell_type in ("rnn", "rnn_relu") and x.device.type == "cpu":
+            relu = self.cell_type == "rnn_relu"  # nn.RNN has no fused CPU kernel
 
             def elman(k, x, h):  # Dynamo traces this autograd function too: each weight's gradient one matmul
                 return ElmanLayer.apply(x, h, *w[4 * k : 4 * k + 4], relu)
 
             return self._by_layer(x, state, elman)
-        if self.fused and is_compiling():  # the compile key: see _kernel_by_step
-            return self._by_layer(x, state, self._kernel_by_step)
-        if self.fused and self.cell_type == "lstm" and bf16_lstm_applies(x, self.hidden_size):
-            w = self.rnn._flat_weights  # oneDNN's bf16 backward is slow here (lstm_bf16.py)
-
-            def lstm_bf16(k, x, state):
+        if is_compiling():  # the compile key: see _kernel_by_step
+            return self._by_layer(x, state, lambda k, x, layer_state: self._kernel_by_step(k, x, layer_state, w))
+        if self.cell_type == "lstm" and bf16_lstm_applies(x, self.hidden_size):
+            def lstm_bf16(k, x, state):  # oneDNN's bf16 backward is slow here (lstm_bf16.py)
                 out, h, c = LSTMLayer.apply(x, *state, *w[4 * k : 4 * k + 4])
                 return out, (h, c)
 
             return self._by_layer(x, state, lstm_bf16)
-        if self.fused:
-            return self.rnn(x, state)
-        return self._by_layer(x, state, lambda k, x, layer_state: unroll(self.cells[k], x, layer_state))
+        if w is not self.rnn._flat_weights:  # W_hh dropped: the kernel nn.LSTM/GRU calls, on those weights
+            state = self.init_state(x.size(0), device=x.device, dtype=x.dtype) if state is None else state
+            lstm = self.cell_type == "lstm"
+            out = SEQUENCE_KERNELS[self.cell_type](x, list(state) if lstm else state, w, True, self.num_layers,
+                                                   self.rnn.dropout, True, False, True)
+            return out[0], (out[1], out[2]) if lstm else out[1]
+        return self.rnn(x, state)
 
-    def _kernel_by_step(self, k: int, x: torch.Tensor, layer_state):
-        """Layer ``k`` over the whole of ``x`` as one torch cell kernel a step (``torch.lstm_cell`` etc.): the
-        path under ``torch.compile`` (but for elman.py's CPU layer, which Dynamo traces), which traces these
-        ops and fuses them with their backward, where it cannot see into ``nn.RNN``'s kernels."""
-        kernel, w, lstm = STEP_KERNELS[self.cell_type], self.rnn._flat_weights[4 * k : 4 * k + 4], self.cell_type == "lstm"
+    def weights(self) -> list:
+        """The fused stack's weights, 4 a layer in torch's order (``W_ih, W_hh, b_ih, b_hh``); in training with
+        ``weight_drop``, each ``W_hh`` under a fresh DropConnect mask (scaled by ``1 / (1 - p)``, as dropout)."""
+        w = self.rnn._flat_weights
+        if not (self.training and self.weight_drop):
+            return w
+        return [F.dropout(p, self.weight_drop) if k % 4 == 1 else p for k, p in enumerate(w)]
+
+    def _kernel_by_step(self, k: int, x: torch.Tensor, layer_state, weights=None):
+        """Layer ``k`` over the whole of ``x`` as one torch cell kernel a step (``torch.lstm_cell`` etc.) on
+        ``weights`` (default the stack's own): the path under ``torch.compile`` (but for elman.py's CPU layer,
+        which Dynamo traces), which traces these ops and fuses them with their backward, where it cannot see
+        into ``nn.RNN``'s kernels."""
+        kernel, lstm = STEP_KERNELS[self.cell_type], self.cell_type == "lstm"
+        w = (self.rnn._flat_weights if weights is None else weights)[4 * k : 4 * k + 4]
         outputs = []
         for x_t in x.unbind(1):
             layer_state = kernel(x_t, layer_state, *w)
@@ -150,7 +174,7 @@ class Recurrent(nn.Module):
         if self.fused:
             # nn.RNN keeps the list it hands its own kernels in _flat_weights (4 per layer, in order),
             # up to date across .to(); reading it costs far less than 4 attribute look-ups per layer.
-            kernel, w = STEP_KERNELS[self.cell_type], self.rnn._flat_weights
+            kernel, w = STEP_KERNELS[self.cell_type], self.weights()
 
         def one_step(k, x, layer_state):
             layer_state = kernel(x, layer_state, *w[4 * k : 4 * k + 4]) if self.fused else self.cells[k](x, layer_state)
@@ -204,5 +228,8 @@ class Recurrent(nn.Module):
         return x, torch.stack(finals)
 
 
+# torch.nn.RNN/LSTM/GRU's own whole-sequence kernels: (x, hx, weights, has_biases, num_layers, dropout,
+# train, bidirectional, batch_first), with the weights a list (here with W_hh dropped) instead of the module's.
+SEQUENCE_KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 STEP_KERNELS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell,
                  "rnn_relu": torch.rnn_relu_cell}

@@ -122,6 +122,7 @@ def test_missing_or_invalid_toml(tmp_path):
     ("cell=transformer", "cell = 'transformer' is not one of: rnn, rnn_relu, lstm, gru"),
     ("lr=-1", "lr must be positive, got -1.0"), ("batch_size=0", "batch_size must be at least 1, got 0"),
     ("dropout=1.0", "dropout must be in [0, 1), got 1.0"),
+    ("weight_drop=1", "weight_drop must be in [0, 1), got 1.0"),
     ("lr_schedule=linear", "lr_schedule = 'linear' is not one of: constant, step, cosine, plateau"),
     ("alpha=2", "alpha (RMSprop's smoothing constant) must be in [0, 1), got 2.0"),
 ])

@@ -74,3 +74,21 @@ def test_under_bf16_it_stays_within_rounding_of_fp32_and_recurrent_uses_it(monke
             stack(x)  # evaluation: torch's kernel
         stack(torch.randn(4, 20, 32))  # a batch too large for the width: torch's kernel
     assert not seen
+
+
+@needs_bf16_cpu
+def test_under_bf16_with_weight_drop_it_runs_on_the_masked_weights():
+    # weight_drop hands the layer W_hh * mask, not a leaf: cast once, it must still be the masked stack.
+    from test_recurrent import masked_reference
+
+    torch.manual_seed(3)
+    stack = Recurrent("lstm", 32, 64, num_layers=2, weight_drop=0.3).train()
+    x = torch.randn(3, 20, 32)
+    torch.manual_seed(11)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = stack(x)
+    reference, _ = masked_reference(stack, 0.3, seed=11)
+    expected, _ = reference(x)  # fp32, torch's kernel
+    unmasked, _ = stack.rnn(x)
+    # Within bf16's rounding of the masked fp32 stack (as above), far from the unmasked one.
+    assert (out - expected).abs().max() < 6e-3 < (unmasked - expected).abs().max()

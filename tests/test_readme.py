@@ -7,7 +7,8 @@ import math
 import os
 import re
 
-import torch
+import numpy as np
+from PIL import Image
 
 import rnnlab
 
@@ -34,10 +35,10 @@ def python_blocks(section: str) -> list[tuple[str, str | None]]:
     return pairs
 
 
-# The README's outputs were printed on a CPU of this vector width (torch.backends.cpu.get_cpu_capability()).
 # Sampling from fixed weights gives the same numbers on any x86 CPU (measured on AVX-512 and AVX2), but 300
-# steps of training do not: the float sums run in another order on another width, and the run ends elsewhere.
-README_CPU = "AVX512"
+# steps of training do not: the float sums run in another order on another vector width, or on another
+# microarchitecture of the same width (an AVX-512 Xeon with AMX ends elsewhere than the AVX-512 VM that
+# printed the README's block), so off that CPU the training block is held to what does not depend on it.
 METRICS = re.compile(r"([\d.]+) nats/char \(([\d.]+) bits\) on ([\d,]+) characters\n")
 
 
@@ -54,21 +55,31 @@ def trained_elsewhere_alike(got: str, expected: str) -> bool:
             and abs(nats - float(expected_metrics[1])) < 0.1)
 
 
+def same_picture(path, reference) -> bool:
+    """Byte for byte, or (another CPU's rounding moves a point by a fraction of a pixel) the same size with
+    at most 0.1 % of the pixels differing: the AMX Xeon of 2026-12-03 differed in 6 of 78,000."""
+    if open(path, "rb").read() == open(reference, "rb").read():
+        return True
+    got, want = (np.asarray(Image.open(p).convert("L"), dtype=np.int16) for p in (path, reference))
+    return got.shape == want.shape and (got != want).mean() <= 1e-3
+
+
 def test_the_from_python_blocks_run_and_print_what_the_readme_shows(tmp_path, monkeypatch):
     blocks = python_blocks(_section("From Python"))
     assert len(blocks) >= 3 and all(output is not None for _, output in blocks)
     monkeypatch.chdir(tmp_path)
-    namespace, same_cpu = {}, torch.backends.cpu.get_cpu_capability() == README_CPU
+    namespace = {}
     for code, expected in blocks:
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 -- the README's own code
-        if same_cpu or "rnnlab.train(" not in code:
+        if "rnnlab.train(" not in code:
             assert printed.getvalue() == expected, code
         else:
-            assert trained_elsewhere_alike(printed.getvalue(), expected), (code, printed.getvalue())
+            got = printed.getvalue()
+            assert got == expected or trained_elsewhere_alike(got, expected), (code, got)
     docs = os.path.join(HERE, os.pardir, "docs")
-    assert (tmp_path / "hello.png").read_bytes() == open(os.path.join(docs, "hello.png"), "rb").read()
+    assert same_picture(tmp_path / "hello.png", os.path.join(docs, "hello.png"))
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 

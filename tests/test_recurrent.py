@@ -276,3 +276,70 @@ def test_language_model_step_equals_forward(embedding_size):
     for t in range(5):
         step_logits, state = model.step(tokens[:, t], state)
         torch.testing.assert_close(step_logits, logits[:, t], atol=1e-6, rtol=1e-5)
+
+
+def masked_reference(layer: Recurrent, p: float, seed: int):
+    """torch's own stack on copies of ``layer``'s weights with each W_hh times the DropConnect mask
+    ``weights()`` draws after ``torch.manual_seed(seed)`` (one draw per layer, in order), and those masks."""
+    import copy
+
+    torch.manual_seed(seed)
+    masks = [nn.functional.dropout(torch.ones_like(w), p) for w in layer.rnn._flat_weights[1::4]]
+    reference = copy.deepcopy(layer.rnn)
+    with torch.no_grad():
+        for k, mask in enumerate(masks):
+            getattr(reference, f"weight_hh_l{k}").mul_(mask)
+    return reference, masks
+
+
+@pytest.mark.parametrize("cell, path", [("lstm", "torch"), ("gru", "torch"), ("rnn", "elman"),
+                                        ("lstm", "lstm_bf16"), ("lstm", "by_step")])
+def test_weight_drop_is_the_stack_on_masked_recurrent_weights(cell, path, monkeypatch):
+    # DropConnect (AWD-LSTM): in training, every path (torch's kernel through functional_call, elman.py's CPU
+    # layer, lstm_bf16.py's layer, the cell kernels torch.compile traces) runs on W_hh * mask, and W_hh's
+    # gradient is the masked weight's times the mask; in evaluation nothing is dropped.
+    from rnnlab import recurrent
+
+    p = 0.4
+    if path == "lstm_bf16":
+        monkeypatch.setattr(recurrent, "bf16_lstm_applies", lambda x, hidden: True)  # float64, no autocast
+    if path == "by_step":
+        monkeypatch.setattr(recurrent, "is_compiling", lambda: True)
+    torch.manual_seed(0)
+    layer = Recurrent(cell, INPUT, HIDDEN, num_layers=2, weight_drop=p).double().train()
+    x = torch.randn(3, 6, INPUT, dtype=torch.float64)
+    state = tuple(s.double() for s in random_state(cell, 2, 3)) if cell == "lstm" else random_state(cell, 2, 3).double()
+    finals = lambda final: list(final) if cell == "lstm" else [final]
+    torch.manual_seed(7)
+    out, final = layer(x, state)
+    (out.square().sum() + sum(f.sum() for f in finals(final))).backward()
+    reference, masks = masked_reference(layer, p, seed=7)
+    assert all(0.2 < (m == 0).double().mean() < 0.6 for m in masks)  # 80 entries each: about p dropped
+    expected, expected_final = reference(x, state)
+    (expected.square().sum() + sum(f.sum() for f in finals(expected_final))).backward()
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-10)
+    for a, b in zip(finals(final), finals(expected_final)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    for (name, param), ref in zip(layer.rnn.named_parameters(), reference.parameters()):
+        want = ref.grad * masks[int(name[-1])] if name.startswith("weight_hh") else ref.grad
+        torch.testing.assert_close(param.grad, want, atol=1e-12, rtol=1e-10)
+    layer.eval()
+    torch.testing.assert_close(layer(x, state)[0], layer.rnn(x, state)[0], atol=1e-12, rtol=1e-10)
+
+
+def test_weight_drop_draws_a_new_mask_each_call_and_is_checked():
+    torch.manual_seed(0)
+    layer = Recurrent("lstm", INPUT, HIDDEN, num_layers=1, weight_drop=0.5).train()
+    x = torch.randn(2, 4, INPUT)
+    outputs = []
+    for _ in range(3):  # each call from the stack's own W_hh: its graph is new, the module's weights untouched
+        out, _ = layer(x)
+        out.sum().backward()
+        outputs.append(out.detach())
+        assert layer.rnn._flat_weights[1] is layer.rnn.weight_hh_l0
+    assert not torch.equal(outputs[0], outputs[1])
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="weight_drop must be in"):
+            Recurrent("lstm", INPUT, HIDDEN, weight_drop=bad)
+    with pytest.raises(ValueError, match="hand-written cells"):
+        Recurrent("lstm", INPUT, HIDDEN, peepholes=True, weight_drop=0.2)

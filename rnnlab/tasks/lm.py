@@ -29,6 +29,7 @@ class LMConfig(TrainConfig):
     num_layers: int = 2             # stacked layers
     embedding_size: int = 0         # 0 = one-hot input, as char-rnn and min-char-rnn
     dropout: float = 0.0            # on the input, between layers and before the output (Zaremba et al.)
+    weight_drop: float = 0.0        # DropConnect on the recurrent matrices W_hh, one mask a batch (AWD-LSTM)
     forget_bias: float = 1.0        # LSTM forget-gate bias at init (char-rnn uses 1, Zaremba et al. 0)
     init: str = "default"           # default (torch), uniform (+-init_scale), normal (std init_scale, zero biases)
     init_scale: float = 0.08        # char-rnn's uniform range
@@ -45,8 +46,9 @@ class LMConfig(TrainConfig):
         at_most(self, MAX_LAYERS, "num_layers")
         at_most(self, MAX_COUNT, "seq_len", "preview_length")
         positive(self, "init_scale")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        for key in ("dropout", "weight_drop"):
+            if not 0 <= getattr(self, key) < 1:
+                raise UserError(f"{key} must be in [0, 1), got {getattr(self, key)}")
         if self.tied and self.embedding_size != self.hidden_size:
             raise UserError(f"tied=true shares the embedding with the output layer, so embedding_size must equal "
                             f"hidden_size (got {self.embedding_size} and {self.hidden_size}); set both alike")
@@ -92,7 +94,7 @@ class LMTask(Task):
         return RNNLanguageModel(
             len(vocab), cell=config.cell, hidden_size=config.hidden_size, num_layers=config.num_layers,
             embedding_size=config.embedding_size, dropout=config.dropout, forget_bias=config.forget_bias,
-            init=config.init, init_scale=config.init_scale, tied=config.tied,
+            init=config.init, init_scale=config.init_scale, tied=config.tied, weight_drop=config.weight_drop,
         )
 
     def __init__(self, config: LMConfig, vocab: Vocab, train_ids: torch.Tensor):
