@@ -250,6 +250,8 @@ def _allocation(message: str) -> str:
 def _interrupted(args, error: KeyboardInterrupt) -> int:
     """One line for Ctrl-C or SIGTERM: for a training, what was saved and how to go on."""
     status = 128 + (error.signal if isinstance(error, TrainingInterrupted) else signal.SIGINT)
+    if os.environ.get("RANK", "0") not in ("", "0"):  # a torchrun job: rank 0 says it for every process
+        return status
     if not isinstance(error, TrainingInterrupted):
         print("rnnlab: interrupted", file=sys.stderr)
     elif error.resumable:

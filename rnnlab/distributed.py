@@ -178,7 +178,9 @@ def collective_detail(error: BaseException) -> str:
 def launch(nproc: int, argv: list) -> int:
     """``rnnlab train --nproc N``: torchrun's agent for this machine, running ``python -m rnnlab ARGV`` in
     ``nproc`` processes on a free loopback port; returns the job's exit status (the first failed process's:
-    its own line has said why)."""
+    its own line has said why; on SIGTERM or Ctrl-C, ``128 + signal`` once the agent has passed the signal on
+    and the processes have saved and said so)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -195,4 +197,6 @@ def launch(nproc: int, argv: list) -> int:
     except ChildFailedError as e:
         codes = [f.exitcode for f in e.failures.values()]
         return next((c for c in codes if c > 0), 1)
+    except SignalException as e:  # the agent's own traceback would follow rank 0's line about what was saved
+        return 128 + int(e.sigval)
     return 0

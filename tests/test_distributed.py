@@ -199,3 +199,25 @@ def test_train_nproc_starts_the_job_itself(job, tmp_path):
     failed = subprocess.run([sys.executable, "-m", "rnnlab", "train", "charlm", "--nproc", "2", "--out", str(out),
                              "--set", "batch_size=3"], capture_output=True, text=True, env=ENV, timeout=LAUNCH_SECONDS)
     assert failed.returncode == 2 and "already holds a charlm run" in failed.stderr
+
+
+def test_sigterm_to_train_nproc_saves_and_says_so_once_without_a_traceback(job, tmp_path):
+    import signal
+    import time
+
+    root, _ = job
+    out = tmp_path / "stopped"
+    sets = [f"{k}={v}" for k, v in {**COMMON, **LM}.items() if k not in ("max_steps", "seed", "eval_interval")]
+    running = subprocess.Popen([sys.executable, "-m", "rnnlab", "train", "charlm", "--nproc", "2", "--data",
+                                str(root / "text.txt"), "--out", str(out), "--max-steps", "1000000", "--set", *sets,
+                                "eval_interval=0", "save_interval=5"], stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + LAUNCH_SECONDS
+    while not (out / "train_state.pt").exists() and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    running.send_signal(signal.SIGTERM)
+    _, stderr = running.communicate(timeout=LAUNCH_SECONDS)
+    assert running.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    [line] = [line for line in stderr.splitlines() if line.startswith("rnnlab:")]
+    assert "the run is saved: continue it with rnnlab train charlm --out" in line and "Traceback" not in stderr
+    step = int(line.split("interrupted at step ")[1].split(";")[0])
+    assert load_train_state(str(out / "train_state.pt"))["step"] == step > 0
