@@ -247,10 +247,11 @@ def _allocation(message: str) -> str:
     return ""
 
 
-def _interrupted(args, error: KeyboardInterrupt) -> int:
-    """One line for Ctrl-C or SIGTERM: for a training, what was saved and how to go on."""
+def _interrupted(args, error: KeyboardInterrupt, quiet: bool) -> int:
+    """One line for Ctrl-C or SIGTERM: for a training, what was saved and how to go on (``quiet``: a rank
+    other than 0 of a torchrun job, for which rank 0 says it)."""
     status = 128 + (error.signal if isinstance(error, TrainingInterrupted) else signal.SIGINT)
-    if os.environ.get("RANK", "0") not in ("", "0"):  # a torchrun job: rank 0 says it for every process
+    if quiet:
         return status
     if not isinstance(error, TrainingInterrupted):
         print("rnnlab: interrupted", file=sys.stderr)
@@ -286,7 +287,7 @@ def main(argv=None) -> int:
         print(f"rnnlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        return _interrupted(args, e)
+        return _interrupted(args, e, quiet)
     except BrokenPipeError:
         sys.stderr.close()  # `rnnlab sample ... | head` is not an error
         return 0

@@ -295,7 +295,7 @@ def masked_reference(layer: Recurrent, p: float, seed: int):
 @pytest.mark.parametrize("cell, path", [("lstm", "torch"), ("gru", "torch"), ("rnn", "elman"),
                                         ("lstm", "lstm_bf16"), ("lstm", "by_step")])
 def test_weight_drop_is_the_stack_on_masked_recurrent_weights(cell, path, monkeypatch):
-    # DropConnect (AWD-LSTM): in training, every path (torch's kernel through functional_call, elman.py's CPU
+    # DropConnect (AWD-LSTM): in training, every path (torch.lstm/torch.gru on the weight list, elman.py's CPU
     # layer, lstm_bf16.py's layer, the cell kernels torch.compile traces) runs on W_hh * mask, and W_hh's
     # gradient is the masked weight's times the mask; in evaluation nothing is dropped.
     from rnnlab import recurrent
